@@ -1,0 +1,118 @@
+"""The photos ``enroll demo`` uploads: a built-in set that needs no network, or a folder.
+
+The built-in set comes from scikit-image's bundled public-domain images: NASA's portrait of
+astronaut Eileen Collins (``skimage.data.astronaut``) in several variants (crops, a mirror
+image, brightness changes, a resize) enrolled as user ``Eileen_Collins``, plus a photo with no
+face (``coffee``) and a ``.jpg`` that is not an image at all, which must be REJECTED with a
+readable reason. The full astronaut picture is not used: the mission patch on the suit is
+detected as a second face, and the crops keep the demo about enrollment, not detector quirks.
+A further variant that is never uploaded serves as the search probe.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageEnhance
+
+#: The image extensions ``--photos DIR`` uploads (others are uploaded too when asked: the
+#: pipeline must reject them with a reason, not the demo skip them silently).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
+#: JPEG quality of the generated variants (percent).
+JPEG_QUALITY = 92
+
+DEMO_USER = "Eileen_Collins"
+#: Where the face is in skimage's 512x512 astronaut picture (left, top, right, bottom), px.
+_PORTRAIT_BOX = (80, 0, 400, 320)
+
+
+@dataclass(frozen=True)
+class SamplePhoto:
+    """One object to upload: ``<prefix><user_id>/<filename>`` with ``data`` as its body."""
+
+    user_id: str
+    filename: str
+    data: bytes
+    #: What a person should expect: "face", "no face", "not an image" (informative only).
+    expectation: str = "face"
+
+    def key(self, prefix: str) -> str:
+        """The S3 key under the enroll prefix."""
+        return f"{prefix}{self.user_id}/{self.filename}"
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _astronaut() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+def builtin_samples() -> list[SamplePhoto]:
+    """The default demo set (no network): Eileen Collins' variants, a no-face photo, a non-image."""
+    from skimage import data
+
+    astronaut = _astronaut()
+    portrait = astronaut.crop(_PORTRAIT_BOX)
+    variants = {
+        "portrait.jpg": portrait,
+        "mirrored.jpg": portrait.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "brighter.jpg": ImageEnhance.Brightness(astronaut.crop((60, 0, 420, 330))).enhance(1.3),
+        "darker.jpg": ImageEnhance.Brightness(astronaut.crop((100, 10, 380, 290))).enhance(0.75),
+        "small.jpg": portrait.resize((200, 200)),
+        "close-up.jpg": astronaut.crop((130, 30, 320, 220)),
+    }
+    photos = [SamplePhoto(DEMO_USER, name, _jpeg(image)) for name, image in variants.items()]
+    photos.append(
+        SamplePhoto(DEMO_USER, "coffee.jpg", _jpeg(Image.fromarray(data.coffee())), "no face")
+    )
+    photos.append(
+        SamplePhoto(
+            DEMO_USER,
+            "notes.jpg",
+            b"These are my travel notes, saved with the wrong extension.\n",
+            "not an image",
+        )
+    )
+    return photos
+
+
+def builtin_probe() -> bytes:
+    """A variant of the demo portrait that is never uploaded: the search-by-image probe."""
+    astronaut = _astronaut()
+    return _jpeg(ImageEnhance.Contrast(astronaut.crop((90, 15, 390, 300))).enhance(1.2))
+
+
+def samples_from_dir(root: Path) -> list[SamplePhoto]:
+    """Every file of ``root/<UserId>/`` (sorted), as uploads for user ``<UserId>``.
+
+    Raises ValueError when the folder holds no ``<UserId>/<file>`` at all, so a wrong path is a
+    clear error rather than an empty demo.
+    """
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder (expected <UserId>/<photos> inside)")
+    photos = [
+        SamplePhoto(user_dir.name, path.name, path.read_bytes())
+        for user_dir in sorted(p for p in root.iterdir() if p.is_dir())
+        for path in sorted(user_dir.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    if not photos:
+        raise ValueError(f"{root} holds no <UserId>/<photo> files")
+    return photos
+
+
+def probe_from_dir(root: Path) -> bytes | None:
+    """The first photo of the first user: a search probe for ``--photos DIR`` (already enrolled,
+    so the top match should be that user)."""
+    for photo in samples_from_dir(root):
+        if photo.filename.lower().endswith(PHOTO_SUFFIXES):
+            return photo.data
+    return None

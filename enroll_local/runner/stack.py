@@ -1,0 +1,310 @@
+"""The local stack: one AWS endpoint on loopback, the pipeline's resources, and its pollers.
+
+``LocalStack`` starts moto's threaded server with the Rekognition emulator plugged in
+(``enroll_local.rekognition.server.local_endpoint``), creates the resources of
+``infra.config.PipelineConfig`` on it, points every boto3 client of this process at it
+(``AWS_ENDPOINT_URL``) and runs one poller thread per queue that invokes the very same handler
+functions the cloud runs. It is what ``enroll local`` and ``enroll demo`` run, and what the
+end-to-end tests use.
+
+moto's state (S3, SQS, DynamoDB, Step Functions) lives in this process's memory only; the
+emulator's collections, faces and users persist in ``data_dir`` when one is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from enroll_local.rekognition.engines import make_engine
+from enroll_local.rekognition.moto_plugin import install, read_s3_object
+from enroll_local.rekognition.server import local_endpoint
+from enroll_local.rekognition.service import EmulatorConfig, RekognitionEmulator
+from enroll_local.runner.pollers import EventSourceMapping, QueuePoller
+from enroll_local.runner.resources import Clients, Endpoints, provision
+from infra.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+#: moto's default account: every local resource lives in it.
+LOCAL_ACCOUNT_ID = "123456789012"
+#: The local endpoint accepts any credentials; these keep boto3 from searching for real ones.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+#: boto3 retries inside the runner's own clients (the handlers configure their own).
+RUNNER_CLIENT_RETRIES = {"max_attempts": 5, "mode": "standard"}
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Knobs of the local stack only; the deployed stack's values live in PipelineConfig."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = any free port
+    region: str = "us-east-1"
+    engine: str = "dlib"
+    data_dir: Path | None = None
+    #: Emulator knobs (EmulatorConfig), e.g. update_delay_seconds; None = its defaults.
+    emulator_config: EmulatorConfig | None = None
+    #: Local retry delay for failed messages (seconds); AWS waits the full visibility timeout.
+    retry_delay_seconds: int = 2
+    #: Visibility of a received message while its handler runs (seconds).
+    in_flight_visibility_seconds: int = 300
+    #: Override of the associate poller's batching window (seconds); None = PipelineConfig's.
+    associate_batching_window_seconds: float | None = None
+    #: Extra environment for the handlers (e.g. a short ACTIVATION_WAIT_SCHEDULE in tests).
+    extra_environment: dict[str, str] = field(default_factory=dict)
+    start_pollers: bool = True
+
+
+class LocalStack:
+    """The whole pipeline on one local endpoint; use as a context manager."""
+
+    def __init__(
+        self, settings: LocalSettings | None = None, config: PipelineConfig | None = None
+    ) -> None:
+        self.settings = settings or LocalSettings()
+        self.config = config or PipelineConfig()
+        self.emulator: RekognitionEmulator | None = None
+        self.endpoints: Endpoints | None = None
+        self.clients: Clients | None = None
+        self.pollers: list[QueuePoller] = []
+        self._exit = contextlib.ExitStack()
+        self._invoke_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Endpoints:
+        """Serve the endpoint, create the resources, start the pollers; return the endpoints."""
+        try:
+            self.emulator = self._make_emulator(self.settings.engine, self.settings.emulator_config)
+            url = self._exit.enter_context(
+                local_endpoint(self.emulator, host=self.settings.host, port=self.settings.port)
+            )
+            self.clients = self._make_clients(url)
+            self.endpoints = self._provision(url)
+            self._exit.enter_context(_patched_environ(self.lambda_environment()))
+            if self.settings.start_pollers:
+                self.start_pollers()
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints
+
+    def stop(self) -> None:
+        """Stop the pollers (after their current batch) and the endpoint; restore the env."""
+        self.stop_pollers()
+        self._exit.close()
+
+    def reset(self, *, engine: str | None = None, emulator_config: EmulatorConfig | None = None):
+        """Forget every resource and face, then provision again (tests share one endpoint).
+
+        Handlers keep their clients (created once per "cold start" with this endpoint), so a
+        test suite can run many scenarios against one stack.
+        """
+        assert self.endpoints is not None, "start() first"
+        running = bool(self.pollers)
+        self.stop_pollers()
+        request = urllib.request.Request(
+            f"{self.endpoints.endpoint_url}/moto-api/reset", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+        self.settings = replace(
+            self.settings,
+            engine=engine or self.settings.engine,
+            emulator_config=emulator_config or self.settings.emulator_config,
+        )
+        self.emulator = self._make_emulator(self.settings.engine, self.settings.emulator_config)
+        install(self.emulator)
+        self.endpoints = self._provision(self.endpoints.endpoint_url)
+        if running:
+            self.start_pollers()
+        return self.endpoints
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _make_emulator(
+        self, engine: str, emulator_config: EmulatorConfig | None
+    ) -> RekognitionEmulator:
+        data_dir = self.settings.data_dir
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        return RekognitionEmulator(
+            make_engine(engine),
+            emulator_config or EmulatorConfig(),
+            s3_reader=read_s3_object,
+            data_dir=data_dir / "rekognition" if data_dir is not None else None,
+        )
+
+    def _make_clients(self, url: str) -> Clients:
+        def client(service: str) -> Any:
+            return boto3.client(
+                service,
+                endpoint_url=url,
+                region_name=self.settings.region,
+                aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                config=Config(retries=RUNNER_CLIENT_RETRIES),  # type: ignore[arg-type]
+            )
+
+        return Clients(
+            s3=client("s3"),
+            sqs=client("sqs"),
+            dynamodb=client("dynamodb"),
+            rekognition=client("rekognition"),
+            stepfunctions=client("stepfunctions"),
+        )
+
+    def _provision(self, url: str) -> Endpoints:
+        assert self.clients is not None
+        return provision(
+            self.clients,
+            self.config,
+            endpoint_url=url,
+            region=self.settings.region,
+            account_id=LOCAL_ACCOUNT_ID,
+        )
+
+    def lambda_environment(self, service_name: str | None = None) -> dict[str, str]:
+        """What a handler sees: the deployed function's env, pointed at this stack."""
+        assert self.endpoints is not None
+        env = self.config.lambda_environment(
+            service_name=service_name or self.config.index_service_name,
+            association_queue_url=self.endpoints.association_queue_url,
+            activation_state_machine_arn=self.endpoints.state_machine_arn,
+        )
+        env.update(LOCAL_CREDENTIALS)
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoints.endpoint_url,
+                "AWS_DEFAULT_REGION": self.settings.region,
+                "AWS_REGION": self.settings.region,
+            }
+        )
+        env.update(self.settings.extra_environment)
+        return env
+
+    def start_pollers(self) -> None:
+        """One poller thread per queue: the two event source mappings of the deployed stack."""
+        from associate_faces.handler import handler as associate_handler
+        from index_photo.handler import handler as index_handler
+
+        assert self.endpoints is not None and self.clients is not None
+        config, endpoints, local = self.config, self.endpoints, self.settings
+        window = (
+            config.associate_batching_window_s
+            if local.associate_batching_window_seconds is None
+            else local.associate_batching_window_seconds
+        )
+        mappings = [
+            EventSourceMapping(
+                function_name=config.index_service_name,
+                handler=index_handler,
+                environment=self.lambda_environment(config.index_service_name),
+                queue_url=endpoints.upload_queue_url,
+                queue_arn=_queue_arn(endpoints, config.upload_queue_name),
+                batch_size=config.index_batch_size,
+                batching_window_seconds=config.index_batching_window_s,
+                function_timeout_seconds=config.index_function_timeout_s,
+                in_flight_visibility_seconds=local.in_flight_visibility_seconds,
+                retry_delay_seconds=local.retry_delay_seconds,
+            ),
+            EventSourceMapping(
+                function_name=config.associate_service_name,
+                handler=associate_handler,
+                environment=self.lambda_environment(config.associate_service_name),
+                queue_url=endpoints.association_queue_url,
+                queue_arn=_queue_arn(endpoints, config.association_queue_name),
+                batch_size=config.associate_batch_size,
+                batching_window_seconds=window,
+                function_timeout_seconds=config.associate_function_timeout_s,
+                in_flight_visibility_seconds=local.in_flight_visibility_seconds,
+                retry_delay_seconds=local.retry_delay_seconds,
+            ),
+        ]
+        self.pollers = [
+            QueuePoller(
+                mapping,
+                self.clients.sqs,
+                region=local.region,
+                account_id=LOCAL_ACCOUNT_ID,
+                invoke_lock=self._invoke_lock,
+            )
+            for mapping in mappings
+        ]
+        for poller in self.pollers:
+            poller.start()
+
+    def stop_pollers(self) -> None:
+        """Stop every poller after its current batch."""
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers = []
+
+    def write_endpoints(self, path: Path) -> None:
+        """Write endpoints.json (see ``Endpoints``)."""
+        assert self.endpoints is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.endpoints.to_json() + "\n")
+
+    def queue_depths(self) -> dict[str, int]:
+        """Visible + in-flight messages per queue (DLQs included), for progress and checks."""
+        assert self.endpoints is not None and self.clients is not None
+        depths = {}
+        for url in (
+            self.endpoints.upload_queue_url,
+            self.endpoints.association_queue_url,
+            self.endpoints.upload_dlq_url,
+            self.endpoints.association_dlq_url,
+        ):
+            attributes = self.clients.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            depths[url.rsplit("/", 1)[-1]] = sum(int(v) for v in attributes.values())
+        return depths
+
+
+def _queue_arn(endpoints: Endpoints, name: str) -> str:
+    return f"arn:aws:sqs:{endpoints.region}:{endpoints.account_id}:{name}"
+
+
+@contextlib.contextmanager
+def _patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in os.environ for the block and restore the previous values after."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def load_endpoints(path: Path) -> Endpoints:
+    """Read an endpoints.json written by ``enroll local``."""
+    return Endpoints(**json.loads(path.read_text()))

@@ -1,0 +1,57 @@
+"""Start the activation state machine that waits for a user vector to become ACTIVE."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .keys import activation_execution_name
+
+
+def activation_input(
+    user_id: str, face_ids: list[str], photo_ids: list[str], wait_schedule: tuple[int, ...]
+) -> dict[str, Any]:
+    """The execution input fixed by the contract (see infra/statemachines/activation.asl.json)."""
+    faces = sorted(set(face_ids))
+    return {
+        "userId": user_id,
+        # Any face of the batch finds its user with SearchUsers(FaceId): O(1) status check.
+        "probeFaceId": faces[0],
+        "faceIds": faces,
+        "photoIds": sorted(set(photo_ids)),
+        "waitSchedule": list(wait_schedule),
+        "attempt": 0,
+        "waited": 0,
+    }
+
+
+def start_activation(
+    sfn: Any,
+    state_machine_arn: str,
+    user_id: str,
+    face_ids: list[str],
+    photo_ids: list[str],
+    wait_schedule: tuple[int, ...],
+) -> tuple[str, bool]:
+    """Start (at most once) the execution for this user and batch of faces.
+
+    The name is derived from (user, face ids), so a replayed batch asks for the same execution
+    and Step Functions refuses a second one: ExecutionAlreadyExists means it is already done or
+    running. Returns (execution name, started now).
+    """
+    if not face_ids:
+        raise ValueError("an activation needs at least one face id")
+    name = activation_execution_name(user_id, face_ids)
+    try:
+        sfn.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=name,
+            input=json.dumps(activation_input(user_id, face_ids, photo_ids, wait_schedule)),
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return name, False
+        raise
+    return name, True

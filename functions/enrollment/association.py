@@ -1,0 +1,366 @@
+"""Associate stage: a batch of accepted faces -> per user: CreateUser, capacity, AssociateFaces.
+
+Replays are harmless because every decision is re-derived from Rekognition and the ledger:
+faces already associated to the user (ListFaces shows their UserId) count as associated,
+photos already past INDEXED are skipped, and every call carries a deterministic token.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import capacity, keys
+from . import rekognition as rk
+from .activation import start_activation
+from .ledger import Ledger, PhotoStatus
+from .messages import AssociationMessage
+from .observability import count, count_by_reason, logger
+from .photo_policy import Reason
+from .settings import Settings
+
+# Rejections whose face must leave the collection (nobody else owns it).
+_DELETE_FACE_REASONS = frozenset(
+    {
+        Reason.LOW_MATCH_CONFIDENCE,
+        Reason.USER_FACE_LIMIT,
+        Reason.REPLACED_BY_BETTER_PHOTO,
+        Reason.MULTIPLE_FACES,
+    }
+)
+_LIVE_PHOTO = frozenset({PhotoStatus.ASSOCIATED, PhotoStatus.ACTIVE})
+
+
+@dataclass
+class UserOutcome:
+    """What one user's share of the batch came to (for logs, metrics and tests)."""
+
+    user_id: str
+    associated: list[str] = field(default_factory=list)  # face ids now associated
+    rejected: dict[str, str] = field(default_factory=dict)  # face id -> reason
+    evicted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # photos already past INDEXED
+    execution: str | None = None
+    face_count: int | None = None
+
+
+@dataclass
+class AssociateStage:
+    """The associate stage's collaborators; clients are boto3 clients (or moto/fakes)."""
+
+    settings: Settings
+    rekognition: Any
+    ledger: Ledger
+    sfn: Any
+
+    def handle_batch(
+        self,
+        messages: Mapping[str, AssociationMessage],
+        receive_counts: Mapping[str, int] | None = None,
+    ) -> tuple[list[UserOutcome], dict[str, BaseException]]:
+        """Process a batch keyed by SQS message id, one user at a time.
+
+        Returns the outcomes and, per failed message id, the transient error that must make
+        that record fail (only the records of the user that failed). On a message's last
+        allowed delivery its photo is first recorded FAILED, so nothing vanishes in the DLQ.
+        """
+        by_user: dict[str, dict[str, AssociationMessage]] = defaultdict(dict)
+        for message_id, message in messages.items():
+            by_user[message.user_id][message_id] = message
+        outcomes: list[UserOutcome] = []
+        failures: dict[str, BaseException] = {}
+        for user_id in sorted(by_user):
+            user_messages = by_user[user_id]
+            logger.append_keys(user_id=user_id)
+            try:
+                outcomes.append(self.associate_user(user_id, list(user_messages.values())))
+            except (ClientError, BotoCoreError) as error:
+                logger.warning(
+                    "transient error; this user's records will be retried",
+                    extra={"error": rk.describe_error(error)},
+                )
+                for message_id, message in user_messages.items():
+                    failures[message_id] = error
+                    if (receive_counts or {}).get(message_id, 1) >= self.settings.max_receive_count:
+                        self._record_failure(message, error)
+            finally:
+                logger.remove_keys(["user_id"])
+        return outcomes, failures
+
+    def associate_user(self, user_id: str, messages: list[AssociationMessage]) -> UserOutcome:
+        """Associate one user's new faces (idempotent); raise on transient errors."""
+        s = self.settings
+        outcome = UserOutcome(user_id=user_id)
+        unique = {m.face_id: m for m in messages}
+        photos = {p["photo_id"]: p for p in self.ledger.user_photos(user_id)}
+
+        pending: list[AssociationMessage] = []
+        in_flight: list[AssociationMessage] = []  # ASSOCIATED, activation may not have started
+        leftovers: list[str] = []  # faces to delete again after an interrupted rejection
+        for message in unique.values():
+            photo = photos.get(message.photo_id)
+            status = photo.get("status") if photo else None
+            if photo is None or status == PhotoStatus.DELETED:
+                # The photo (or its user) was deleted while the message waited: the face is
+                # an orphan now.
+                leftovers.append(message.face_id)
+                outcome.skipped.append(message.photo_id)
+            elif status == PhotoStatus.INDEXED:
+                pending.append(message)
+            elif status == PhotoStatus.ASSOCIATED:
+                in_flight.append(message)
+            else:
+                if status == PhotoStatus.REJECTED and photo.get("reason") in _DELETE_FACE_REASONS:
+                    leftovers.append(message.face_id)
+                outcome.skipped.append(message.photo_id)
+        if leftovers:
+            self._delete_faces(leftovers)
+        if not pending and not in_flight:
+            return outcome
+
+        user = self.ledger.ensure_user(user_id)
+        rk.create_user(
+            self.rekognition,
+            s.collection_id,
+            user_id,
+            keys.create_user_token(user_id, str(user.get("created_at", ""))),
+        )
+
+        # Where do the pending faces stand in the collection?
+        stored = rk.faces_by_id(self.rekognition, s.collection_id, [m.face_id for m in pending])
+        candidates: list[AssociationMessage] = []
+        for message in pending:
+            face = stored.get(message.face_id)
+            owner = (face or {}).get("UserId")
+            if face is None:
+                self._reject(outcome, message, Reason.FACE_NOT_FOUND, "face no longer stored")
+            elif owner == user_id:
+                in_flight.append(message)  # associated by an earlier, interrupted run
+            elif owner:
+                self._reject(
+                    outcome,
+                    message,
+                    Reason.ASSOCIATED_TO_A_DIFFERENT_USER,
+                    f"face belongs to user {owner}",
+                )
+            else:
+                candidates.append(message)
+
+        current_faces = rk.list_user_faces(self.rekognition, s.collection_id, user_id)
+        photo_by_face = {p.get("face_id"): p for p in photos.values() if p.get("face_id")}
+        current: list[capacity.Candidate] = []
+        stale: list[str] = []
+        for face in current_faces:
+            face_id = face["FaceId"]
+            photo = photo_by_face.get(face_id)
+            status = photo.get("status") if photo else None
+            if status in (PhotoStatus.REJECTED, PhotoStatus.DELETED):
+                stale.append(face_id)  # an eviction/deletion interrupted before Rekognition
+            else:
+                # Unknown quality (no ledger photo) is never evicted by keep-best.
+                quality = _num(photo.get("quality")) if photo else None
+                current.append(capacity.Candidate(face_id=face_id, quality=quality))
+
+        plan = capacity.plan(
+            current,
+            [
+                capacity.Candidate(face_id=m.face_id, quality=m.quality, order_key=m.indexed_at)
+                for m in candidates
+            ],
+            s.max_faces_per_user,
+            s.face_cap_policy,
+        )
+        by_face = {m.face_id: m for m in candidates}
+        for face_id in plan.reject:
+            self._reject(
+                outcome,
+                by_face[face_id],
+                Reason.USER_FACE_LIMIT,
+                f"user already has {s.max_faces_per_user} faces (policy {s.face_cap_policy})",
+                delete_face=False,
+            )
+        if plan.reject:
+            self._delete_faces(plan.reject)
+        evictions = plan.evict
+        for face_id in evictions:
+            photo = photo_by_face.get(face_id)
+            if photo is not None:
+                # Ledger first: a replay sees REJECTED and finishes the eviction (stale above).
+                self.ledger.transition_photo(
+                    user_id,
+                    str(photo["photo_id"]),
+                    PhotoStatus.REJECTED,
+                    from_statuses=_LIVE_PHOTO,
+                    reason=Reason.REPLACED_BY_BETTER_PHOTO,
+                    detail="a better-quality photo took its place (policy keep-best)",
+                )
+                count_by_reason("PhotosRejected", Reason.REPLACED_BY_BETTER_PHOTO)
+        if stale or evictions:
+            self._remove_from_user(user_id, stale + evictions)
+            outcome.evicted = evictions + stale
+
+        self._associate(outcome, user_id, [by_face[f] for f in plan.accept], in_flight)
+
+        ready = [m for m in in_flight if m.face_id in set(outcome.associated)]
+        for message in ready:
+            self.ledger.transition_photo(
+                user_id,
+                message.photo_id,
+                PhotoStatus.ASSOCIATED,
+                from_statuses={PhotoStatus.INDEXED},
+            )
+        if not ready:
+            return outcome
+        newly = [f for f in plan.accept if f in set(outcome.associated)]
+        count("FacesAssociated", len(newly))
+        outcome.face_count = len(current) - len(evictions) + len(newly)
+        self.ledger.mark_user_updating(user_id, outcome.face_count)
+        outcome.execution, started = start_activation(
+            self.sfn,
+            s.activation_state_machine_arn,
+            user_id,
+            [m.face_id for m in ready],
+            [m.photo_id for m in ready],
+            s.activation_wait_schedule,
+        )
+        count("ActivationsStarted", int(started))
+        logger.info(
+            "faces associated; activation started",
+            extra={"face_ids": [m.face_id for m in ready], "execution": outcome.execution},
+        )
+        return outcome
+
+    # ---- steps ----------------------------------------------------------------------------
+
+    def _associate(
+        self,
+        outcome: UserOutcome,
+        user_id: str,
+        accept: list[AssociationMessage],
+        in_flight: list[AssociationMessage],
+    ) -> None:
+        s = self.settings
+        outcome.associated.extend(m.face_id for m in in_flight)
+        ordered = sorted(accept, key=lambda m: m.face_id)
+        size = s.associate_max_face_ids
+        for start in range(0, len(ordered), size):
+            chunk = ordered[start : start + size]
+            face_ids = [m.face_id for m in chunk]
+            response = rk.associate_faces(
+                self.rekognition,
+                s.collection_id,
+                user_id,
+                face_ids,
+                threshold=s.user_match_threshold,
+                token=keys.associate_token(user_id, face_ids),
+            )
+            failed = {f["FaceId"]: f for f in response.get("UnsuccessfulFaceAssociations") or []}
+            to_delete: list[str] = []
+            for message in chunk:
+                failure = failed.get(message.face_id)
+                if failure is None:
+                    # In AssociatedFaces, or in neither list = already associated to this user.
+                    outcome.associated.append(message.face_id)
+                    in_flight.append(message)
+                    continue
+                reasons = failure.get("Reasons") or []
+                logger.append_keys(face_id=message.face_id)
+                if "ASSOCIATED_TO_A_DIFFERENT_USER" in reasons:
+                    self._reject(
+                        outcome,
+                        message,
+                        Reason.ASSOCIATED_TO_A_DIFFERENT_USER,
+                        f"face belongs to user {failure.get('UserId', '?')}",
+                    )
+                elif "LOW_MATCH_CONFIDENCE" in reasons:
+                    confidence = failure.get("Confidence")
+                    self._reject(
+                        outcome,
+                        message,
+                        Reason.LOW_MATCH_CONFIDENCE,
+                        f"match confidence {confidence} below threshold "
+                        f"{s.user_match_threshold}; needs review",
+                        delete_face=False,
+                    )
+                    to_delete.append(message.face_id)
+                else:
+                    self._reject(outcome, message, Reason.FACE_NOT_FOUND, ",".join(reasons))
+                logger.remove_keys(["face_id"])
+            if to_delete:
+                self._delete_faces(to_delete)
+
+    def _reject(
+        self,
+        outcome: UserOutcome,
+        message: AssociationMessage,
+        reason: str,
+        detail: str,
+        *,
+        delete_face: bool = False,
+    ) -> None:
+        written = self.ledger.transition_photo(
+            message.user_id,
+            message.photo_id,
+            PhotoStatus.REJECTED,
+            from_statuses={PhotoStatus.INDEXED},
+            reason=reason,
+            detail=detail,
+        )
+        outcome.rejected[message.face_id] = reason
+        if written:
+            count_by_reason("PhotosRejected", reason)
+            logger.info(
+                "face rejected at association",
+                extra={"face_id": message.face_id, "reason": reason, "detail": detail},
+            )
+        if delete_face:
+            self._delete_faces([message.face_id])
+
+    def _remove_from_user(self, user_id: str, face_ids: list[str]) -> None:
+        s = self.settings
+        ordered = sorted(set(face_ids))
+        for start in range(0, len(ordered), s.associate_max_face_ids):
+            chunk = ordered[start : start + s.associate_max_face_ids]
+            rk.disassociate_faces(
+                self.rekognition,
+                s.collection_id,
+                user_id,
+                chunk,
+                token=keys.disassociate_token(user_id, chunk),
+            )
+        self._delete_faces(ordered)
+
+    def _delete_faces(self, face_ids: list[str]) -> None:
+        failures = rk.delete_faces(self.rekognition, self.settings.collection_id, face_ids)
+        count("FacesDeleted", len(set(face_ids)) - len(failures))
+        if failures:
+            # ASSOCIATED_TO_AN_EXISTING_USER: someone owns the face; keeping it is correct.
+            logger.warning("faces kept in the collection", extra={"failures": failures})
+
+    def _record_failure(self, message: AssociationMessage, error: BaseException) -> None:
+        reason = rk.failure_reason(error)
+        try:
+            written = self.ledger.transition_photo(
+                message.user_id,
+                message.photo_id,
+                PhotoStatus.FAILED,
+                from_statuses={PhotoStatus.INDEXED},
+                reason=reason,
+                detail=f"association: {rk.describe_error(error)} (last delivery; sent to DLQ)",
+            )
+        except (ClientError, BotoCoreError) as ledger_error:
+            logger.error(
+                "could not record FAILED; the DLQ message is the only trace",
+                extra={"photo_id": message.photo_id, "error": rk.describe_error(ledger_error)},
+            )
+            return
+        if written:
+            count_by_reason("PhotosFailed", reason)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,125 @@
+"""Object keys, identifiers and idempotency tokens: pure functions of their inputs.
+
+Every id the pipeline hands to Rekognition or Step Functions is derived deterministically from
+what identifies the work (bucket/key/version, user, face ids), so at-least-once delivery
+(S3 -> SQS -> Lambda, SQS redelivery) replays the same call instead of doing new work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+USER_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
+# Rekognition's ExternalImageId pattern (1..255 chars); every photo_id must match it.
+EXTERNAL_IMAGE_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-:]{1,255}$")
+# ClientRequestToken: 1..64 chars of [a-zA-Z0-9-_].
+TOKEN_LENGTH = 64
+EXECUTION_NAME_HASH_CHARS = 60
+
+UNROUTED_PK = "UNROUTED"
+
+
+@dataclass(frozen=True)
+class EnrollKey:
+    """What an object key under the enrollment prefix says about the photo."""
+
+    key: str  # decoded S3 key
+    user_id: str | None  # None when the key carries no valid UserId
+    file_name: str
+
+
+def decode_event_key(raw_key: str) -> str:
+    """Decode an S3 notification key (form-URL-encoded: '+' is a space, '%2B' is '+')."""
+    return unquote_plus(raw_key)
+
+
+def is_folder_marker(key: str) -> bool:
+    """True for zero-byte "folder" objects (``enroll/alice/``) the S3 console creates."""
+    return key.endswith("/")
+
+
+def parse_enroll_key(key: str, prefix: str) -> EnrollKey | None:
+    """Split ``<prefix><UserId>/<file>``; None when the key is outside the prefix.
+
+    A key under the prefix but without a valid UserId segment (``enroll/photo.jpg``,
+    ``enroll/bad user/x.jpg``) still yields an EnrollKey with ``user_id=None`` so that the photo
+    is recorded as rejected instead of vanishing.
+    """
+    if not key.startswith(prefix):
+        return None
+    rest = key[len(prefix) :]
+    user_part, sep, file_name = rest.partition("/")
+    if not sep or not file_name or "/" in file_name or not is_valid_user_id(user_part):
+        return EnrollKey(key=key, user_id=None, file_name=rest)
+    return EnrollKey(key=key, user_id=user_part, file_name=file_name)
+
+
+def is_valid_user_id(user_id: str) -> bool:
+    """Whether ``user_id`` is a valid Rekognition UserId (1..128 of [a-zA-Z0-9_.-:])."""
+    return bool(USER_ID_PATTERN.match(user_id))
+
+
+def photo_id(bucket: str, key: str, version_id: str | None) -> str:
+    """The photo's ledger id and IndexFaces ExternalImageId: stable for one object version.
+
+    Raw keys cannot be used (they contain '/', spaces, '+', non-ASCII), so the id is a hash;
+    "p-" + 40 hex chars is well inside ExternalImageId's 255-char limit.
+    """
+    material = "\n".join((bucket, key, version_id or ""))
+    return "p-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:40]
+
+
+def user_pk(user_id: str) -> str:
+    """Ledger partition key of a user's items."""
+    return f"USER#{user_id}"
+
+
+def photo_pk(user_id: str | None) -> str:
+    """Ledger partition key of a photo: its user's, or UNROUTED when the key has no UserId."""
+    return user_pk(user_id) if user_id else UNROUTED_PK
+
+
+def photo_sk(photo: str) -> str:
+    """Ledger sort key of a photo item."""
+    return f"PHOTO#{photo}"
+
+
+def content_sk(etag: str) -> str:
+    """Ledger sort key of the claim on one photo content (by S3 ETag) inside a user."""
+    return f"CONTENT#{etag.strip(chr(34))}"
+
+
+USER_SK = "USER"
+
+
+def create_user_token(user_id: str, user_created_at: str) -> str:
+    """ClientRequestToken for CreateUser.
+
+    Includes the ledger user's ``created_at`` so that a user deleted and enrolled again gets a
+    new token: reusing the old one could replay the cached "created" answer for a user that no
+    longer exists.
+    """
+    return _token("CreateUser", user_id, user_created_at)
+
+
+def associate_token(user_id: str, face_ids: list[str]) -> str:
+    """ClientRequestToken for one AssociateFaces call: sha256(user + sorted face ids)[:64]."""
+    return _token(user_id, ",".join(sorted(face_ids)))
+
+
+def disassociate_token(user_id: str, face_ids: list[str]) -> str:
+    """ClientRequestToken for one DisassociateFaces call."""
+    return _token("DisassociateFaces", user_id, ",".join(sorted(face_ids)))
+
+
+def activation_execution_name(user_id: str, face_ids: list[str]) -> str:
+    """Step Functions execution name: "act-" + 60 hex chars over user and sorted face ids."""
+    digest = hashlib.sha256((user_id + "\n" + ",".join(sorted(face_ids))).encode("utf-8"))
+    return "act-" + digest.hexdigest()[:EXECUTION_NAME_HASH_CHARS]
+
+
+def _token(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:TOKEN_LENGTH]

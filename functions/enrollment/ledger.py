@@ -1,0 +1,327 @@
+"""The ledger: one DynamoDB table recording every photo's and every user's state.
+
+Every write is conditional on the state it moves from, so a replayed message can never move a
+photo backwards (ACTIVE -> ASSOCIATED) or overwrite a terminal outcome, and two concurrent
+workers cannot both claim the same photo content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from . import keys
+
+
+class PhotoStatus:
+    """Photo states; ACTIVE, REJECTED, FAILED and DELETED are terminal."""
+
+    INDEXED = "INDEXED"
+    ASSOCIATED = "ASSOCIATED"
+    ACTIVE = "ACTIVE"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+
+    TERMINAL = frozenset({ACTIVE, REJECTED, FAILED, DELETED})
+
+
+class UserStatus:
+    """User states as the ledger records them."""
+
+    CREATED = "CREATED"
+    UPDATING = "UPDATING"
+    ACTIVE = "ACTIVE"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True)
+class PhotoRef:
+    """Where a photo lives in S3 and in the ledger."""
+
+    photo_id: str
+    user_id: str | None
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+
+    @property
+    def pk(self) -> str:
+        return keys.photo_pk(self.user_id)
+
+    @property
+    def sk(self) -> str:
+        return keys.photo_sk(self.photo_id)
+
+
+def utc_now_iso() -> str:
+    """Current time as an ISO-8601 UTC string with milliseconds, e.g. 2026-01-02T03:04:05.678Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_ddb_value(v)) for k, v in values.items() if v is not None}
+
+
+def _ddb_value(value: Any) -> Any:
+    # DynamoDB numbers must be Decimal; round floats so a quality of 87.12345678 stays readable.
+    if isinstance(value, float):
+        return Decimal(str(round(value, 3)))
+    return value
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in item.items():
+        value = _deserializer.deserialize(v)
+        if isinstance(value, Decimal):
+            value = int(value) if value == value.to_integral_value() else float(value)
+        out[k] = value
+    return out
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class Ledger:
+    """Conditional reads and writes of photo, content-claim and user items."""
+
+    def __init__(self, client: Any, table_name: str, *, now: Callable[[], str] = utc_now_iso):
+        self._ddb = client
+        self._table = table_name
+        self._now = now
+
+    # ---- photos -------------------------------------------------------------------------
+
+    def get_photo(self, user_id: str | None, photo_id: str) -> dict[str, Any] | None:
+        """The photo item, or None when the ledger has never seen the photo."""
+        return self._get(keys.photo_pk(user_id), keys.photo_sk(photo_id))
+
+    def record_photo(
+        self,
+        photo: PhotoRef,
+        status: str,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        face_id: str | None = None,
+        quality: float | None = None,
+        replaceable: Iterable[str] = (PhotoStatus.FAILED,),
+    ) -> bool:
+        """Write the photo's item if it is new or in one of the ``replaceable`` states.
+
+        Returns False (and writes nothing) when the photo already has another state, which is
+        what a replayed notification sees. FAILED is replaceable by default so that a message
+        redriven from the DLQ can still reach a real outcome.
+        """
+        item = {
+            "pk": photo.pk,
+            "sk": photo.sk,
+            "photo_id": photo.photo_id,
+            "user_id": photo.user_id,
+            "bucket": photo.bucket,
+            "key": photo.key,
+            "version_id": photo.version_id,
+            "etag": photo.etag,
+            "status": status,
+            "reason": reason,
+            "detail": detail,
+            "face_id": face_id,
+            "quality": quality,
+            "updated_at": self._now(),
+        }
+        allowed = sorted(set(replaceable))
+        values = {f":s{i}": {"S": s} for i, s in enumerate(allowed)}
+        condition = "attribute_not_exists(pk)"
+        if allowed:
+            condition += f" OR #status IN ({', '.join(values)})"
+        extra: dict[str, Any] = {}
+        if allowed:
+            extra = {"ExpressionAttributeNames": {"#status": "status"}}
+            extra["ExpressionAttributeValues"] = values
+        try:
+            self._ddb.put_item(
+                TableName=self._table, Item=_to_item(item), ConditionExpression=condition, **extra
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def transition_photo(
+        self,
+        user_id: str | None,
+        photo_id: str,
+        status: str,
+        *,
+        from_statuses: Iterable[str],
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> bool:
+        """Move an existing photo to ``status`` if it is in one of ``from_statuses``.
+
+        Returns False when the photo is missing or in another state (nothing written).
+        """
+        allowed = sorted(set(from_statuses))
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":new": {"S": status}, ":now": {"S": self._now()}}
+        values.update({f":f{i}": {"S": s} for i, s in enumerate(allowed)})
+        sets = ["#status = :new", "updated_at = :now"]
+        removes = []
+        for attr, value in (("reason", reason), ("detail", detail)):
+            if value is None:
+                removes.append(attr)
+            else:
+                values[f":{attr}"] = {"S": value}
+                sets.append(f"{attr} = :{attr}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        from_values = ", ".join(f":f{i}" for i in range(len(allowed)))
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": keys.photo_pk(user_id), "sk": keys.photo_sk(photo_id)}),
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(pk) AND #status IN ({from_values})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def user_photos(self, user_id: str) -> list[dict[str, Any]]:
+        """Every photo item of the user (O(user's photos), one Query page per 1 MB)."""
+        return self._query_prefix(keys.user_pk(user_id), "PHOTO#")
+
+    # ---- content claims -----------------------------------------------------------------
+
+    def claim_content(self, user_id: str, etag: str, photo_id: str, key: str) -> str | None:
+        """Claim one photo content (S3 ETag) for ``photo_id`` inside the user's partition.
+
+        Returns None when ``photo_id`` holds the claim (newly or from an earlier delivery), or
+        the object key of the photo that claimed the same content first. The conditional put
+        makes two concurrent uploads of the same content agree on a single winner.
+        """
+        sk = keys.content_sk(etag)
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=_to_item(
+                    {
+                        "pk": keys.user_pk(user_id),
+                        "sk": sk,
+                        "photo_id": photo_id,
+                        "key": key,
+                        "etag": etag,
+                        "created_at": self._now(),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR photo_id = :pid",
+                ExpressionAttributeValues={":pid": {"S": photo_id}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            owner = self._get(keys.user_pk(user_id), sk, consistent=True) or {}
+            return str(owner.get("key", "?"))
+        return None
+
+    # ---- users --------------------------------------------------------------------------
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """The user item, or None."""
+        return self._get(keys.user_pk(user_id), keys.USER_SK, consistent=True)
+
+    def ensure_user(self, user_id: str) -> dict[str, Any]:
+        """Create the user item (CREATED) unless a live one exists; return the stored item.
+
+        A user item left DELETED by a right-to-be-forgotten request is started afresh (new
+        ``created_at``), so a later enrollment under the same id is a new user.
+        """
+        now = self._now()
+        item = {
+            "pk": keys.user_pk(user_id),
+            "sk": keys.USER_SK,
+            "user_id": user_id,
+            "status": UserStatus.CREATED,
+            "face_count": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=_to_item(item),
+                ConditionExpression="attribute_not_exists(pk) OR #status = :deleted",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":deleted": {"S": UserStatus.DELETED}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            existing = self.get_user(user_id)
+            if existing is not None:
+                return existing
+            raise  # deleted between the two calls: let the message be retried
+        return item
+
+    def mark_user_updating(self, user_id: str, face_count: int) -> None:
+        """Record that associations for the user are in flight (UPDATING, with its face count)."""
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+            UpdateExpression=(
+                "SET #status = :updating, face_count = :count, updated_at = :now "
+                "REMOVE reason, activated_at, activation_seconds"
+            ),
+            ConditionExpression="attribute_exists(pk) AND #status <> :deleted",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":updating": {"S": UserStatus.UPDATING},
+                ":count": {"N": str(face_count)},
+                ":now": {"S": self._now()},
+                ":deleted": {"S": UserStatus.DELETED},
+            },
+        )
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        response = self._ddb.get_item(
+            TableName=self._table,
+            Key=_to_item({"pk": pk, "sk": sk}),
+            ConsistentRead=consistent,
+        )
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def _query_prefix(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            items.extend(_from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

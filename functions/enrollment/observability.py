@@ -1,0 +1,53 @@
+"""Logger, Tracer and Metrics for every function, configured by POWERTOOLS_* variables.
+
+Metric naming: each stage counts its outcomes with plain names (``PhotosIndexed``,
+``PhotosRejected``, ``FacesAssociated``...) under the service dimension, so an alarm on a total
+needs no metric math. Rejections are *also* emitted once more with a ``Reason`` dimension
+(``PhotosRejected`` / ``PhotosFailed`` + {service, Reason}): one metric name per reason would
+make every new reason a new alarm and dashboard edit, while a dimension lets one dashboard
+widget (SEARCH) show them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+DEFAULT_NAMESPACE = "FaceEnrollment"
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
+
+
+def count(name: str, value: int = 1) -> None:
+    """Add ``value`` to the counter metric ``name`` (flushed by ``log_metrics``)."""
+    if value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_by_reason(name: str, reason: str, value: int = 1) -> None:
+    """Count ``name`` both in total and with a ``Reason`` dimension."""
+    if not value:
+        return
+    count(name, value)
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=metrics.namespace,
+        default_dimensions=_service_dimensions(),
+    ) as metric:
+        metric.add_dimension(name="Reason", value=reason)
+
+
+def _service_dimensions() -> dict[str, str]:
+    # single_metric does not add the service dimension Metrics adds to every flush; add it so
+    # the per-reason series sit next to the totals of the same service.
+    dimensions = dict(metrics.default_dimensions)
+    service = getattr(metrics, "service", None)
+    if service:
+        dimensions.setdefault("service", str(service))
+    return dimensions

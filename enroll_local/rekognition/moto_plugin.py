@@ -107,7 +107,7 @@ def install(emulator: RekognitionEmulator) -> None:
     with _lock:
         if _original_dispatch is None:
             _original_dispatch = RekognitionResponse._dispatch
-            RekognitionResponse._dispatch = _emulated_dispatch  # type: ignore[method-assign]
+            RekognitionResponse._dispatch = _emulated_dispatch  # type: ignore[method-assign,assignment]
             _added_sfn_binding = _bind_sfn_error_prefix()
         _installed = emulator
 
@@ -221,8 +221,8 @@ def _emulated_dispatch(
         # A bug in the emulator: answer as the service does for its own faults (HTTP 500,
         # retried by SDKs) and keep the traceback in the log.
         LOG.exception("emulator failed on %s", operation)
-        err = RekognitionError("InternalServerError", "Internal server error.")
-        return _error_response(err, request_id)
+        fault = RekognitionError("InternalServerError", "Internal server error.")
+        return _error_response(fault, request_id)
     body = json.dumps(result, default=_json_default, separators=(",", ":"))
     return 200, _headers(request_id), body
 

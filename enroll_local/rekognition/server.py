@@ -17,7 +17,7 @@ import argparse
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from moto.core.config import default_user_config
@@ -87,10 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     emulator = build_emulator(args.engine, **overrides)
     with local_endpoint(emulator, host=args.host, port=args.port) as url:
         print(f"local AWS endpoint with the Rekognition emulator: {url} (Ctrl-C to stop)")
-        try:
+        with suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from enrollment.clients import client
 from enrollment.ledger import Ledger
 from enrollment.messages import AssociationMessage, MessageError
 from enrollment.observability import logger, metrics, tracer
-from enrollment.settings import Settings
+from enrollment.settings import Settings, environment_fingerprint
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -31,9 +31,13 @@ class AssociationRetry(Exception):
     """This record's user hit a transient error; SQS will deliver it again."""
 
 
-@cache
 def stage() -> AssociateStage:
     """The stage with settings read once and the default clients (per container)."""
+    return _stage(environment_fingerprint())
+
+
+@cache
+def _stage(_: tuple[str, ...]) -> AssociateStage:
     settings = Settings.from_env()
     settings.require("ledger_table", "activation_state_machine_arn")
     return AssociateStage(

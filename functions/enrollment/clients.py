@@ -1,11 +1,14 @@
-"""Default boto3 clients, created lazily once per container.
+"""Default boto3 clients, created lazily and reused.
 
 Created on first use rather than at import so that tests (mock_aws) and the local runner
-(AWS_ENDPOINT_URL, which boto3 honours natively) decide where they point.
+(AWS_ENDPOINT_URL, which boto3 honours natively) decide where they point. In Lambda the
+environment never changes, so each client is created once per container; locally a new
+endpoint or region (another stack in the same process) gets new clients instead of stale ones.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -17,8 +20,15 @@ from botocore.config import Config
 RETRY_MAX_ATTEMPTS = 5
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": RETRY_MAX_ATTEMPTS})
 
+# What decides where a client points.
+_CLIENT_ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID")
+
+
+def client(service: str) -> Any:
+    """The shared boto3 client for ``service`` in the current environment."""
+    return _client(service, tuple(os.environ.get(name, "") for name in _CLIENT_ENVIRONMENT))
+
 
 @cache
-def client(service: str) -> Any:
-    """The container's shared boto3 client for ``service``."""
+def _client(service: str, environment: tuple[str, ...]) -> Any:
     return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]

@@ -24,6 +24,40 @@ _COLLECTION_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
 DEFAULT_WAIT_SCHEDULE_SECONDS = (1, 2, 4, 8, 16, 32, 60, 60, 60, 60)
 
 
+# Every variable Settings.from_env reads (plus where clients point): a change means new settings.
+ENVIRONMENT_VARIABLES = (
+    "BUCKET_NAME",
+    "ENROLL_PREFIX",
+    "COLLECTION_ID",
+    "LEDGER_TABLE",
+    "ASSOCIATION_QUEUE_URL",
+    "ACTIVATION_STATE_MACHINE_ARN",
+    "MAX_FACES_PER_USER",
+    "FACE_CAP_POLICY",
+    "MULTI_FACE_POLICY",
+    "QUALITY_FILTER",
+    "INDEX_MAX_FACES",
+    "USER_MATCH_THRESHOLD",
+    "ASSOCIATE_MAX_FACE_IDS",
+    "ACTIVATION_WAIT_SCHEDULE",
+    "MAX_RECEIVE_COUNT",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def environment_fingerprint(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The values of ENVIRONMENT_VARIABLES: a cache key for whatever is built from settings.
+
+    In Lambda it never changes, so settings are read once per container; the local runner
+    changes it between stacks in one process and must not get stale settings.
+    """
+    source = os.environ if env is None else env
+    return tuple(source.get(name, "") for name in ENVIRONMENT_VARIABLES)
+
+
 class SettingsError(ValueError):
     """A setting is missing or has a value the pipeline cannot run with."""
 

@@ -20,14 +20,18 @@ from enrollment.clients import client
 from enrollment.indexing import IndexOutcome, IndexStage
 from enrollment.ledger import Ledger
 from enrollment.observability import logger, metrics, tracer
-from enrollment.settings import Settings
+from enrollment.settings import Settings, environment_fingerprint
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@cache
 def stage() -> IndexStage:
     """The stage with settings read once and the default clients (per container)."""
+    return _stage(environment_fingerprint())
+
+
+@cache
+def _stage(_: tuple[str, ...]) -> IndexStage:
     settings = Settings.from_env()
     settings.require("ledger_table", "association_queue_url")
     return IndexStage(

@@ -152,6 +152,7 @@ class QueuePoller:
         account_id: str,
         idle_wait_seconds: int = DEFAULT_IDLE_WAIT_SECONDS,
         invoke_lock: threading.Lock | None = None,
+        record_bodies: bool = False,
     ) -> None:
         self.mapping = mapping
         self._sqs = sqs
@@ -165,6 +166,8 @@ class QueuePoller:
         self._thread: threading.Thread | None = None
         self._busy = threading.Event()
         self.stats = PollerStats()
+        #: Every body delivered, in order, when ``record_bodies`` (tests re-send them).
+        self.delivered_bodies: list[str] | None = [] if record_bodies else None
 
     @property
     def busy(self) -> bool:
@@ -258,6 +261,8 @@ class QueuePoller:
         )
         ids = [m["MessageId"] for m in messages]
         result = BatchResult(received=len(messages))
+        if self.delivered_bodies is not None:
+            self.delivered_bodies.extend(m["Body"] for m in messages)
         try:
             with self._invoke_lock:
                 # Invocations are serialised, so the process env can be the function's own.

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.core.config import default_user_config
 
 from enroll_local.rekognition.engines import make_engine
 from enroll_local.rekognition.moto_plugin import install, read_s3_object
@@ -43,6 +45,8 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 #: boto3 retries inside the runner's own clients (the handlers configure their own).
 RUNNER_CLIENT_RETRIES = {"max_attempts": 5, "mode": "standard"}
+#: How often ``wait_until_idle`` looks at the queues and executions (seconds).
+IDLE_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class LocalSettings:
     #: Extra environment for the handlers (e.g. a short ACTIVATION_WAIT_SCHEDULE in tests).
     extra_environment: dict[str, str] = field(default_factory=dict)
     start_pollers: bool = True
+    #: Keep every delivered message body on the pollers (tests re-send them to check idempotency).
+    record_deliveries: bool = False
 
 
 class LocalStack:
@@ -93,6 +99,8 @@ class LocalStack:
 
     def start(self) -> Endpoints:
         """Serve the endpoint, create the resources, start the pollers; return the endpoints."""
+        # One line per HTTP request drowns everything else; the runner reports what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
             self.emulator = self._make_emulator(self.settings.engine, self.settings.emulator_config)
             url = self._exit.enter_context(
@@ -113,7 +121,9 @@ class LocalStack:
         self.stop_pollers()
         self._exit.close()
 
-    def reset(self, *, engine: str | None = None, emulator_config: EmulatorConfig | None = None):
+    def reset(
+        self, *, engine: str | None = None, emulator_config: EmulatorConfig | None = None
+    ) -> Endpoints:
         """Forget every resource and face, then provision again (tests share one endpoint).
 
         Handlers keep their clients (created once per "cold start" with this endpoint), so a
@@ -133,7 +143,11 @@ class LocalStack:
             emulator_config=emulator_config or self.settings.emulator_config,
         )
         self.emulator = self._make_emulator(self.settings.engine, self.settings.emulator_config)
+        # Process-wide hooks another user of moto in this process may have changed meanwhile
+        # (tests mixing mock_aws and this stack): point them at this stack again.
         install(self.emulator)
+        os.environ["MOTO_PORT"] = self.endpoints.endpoint_url.rsplit(":", 1)[-1]
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
         self.endpoints = self._provision(self.endpoints.endpoint_url)
         if running:
             self.start_pollers()
@@ -156,13 +170,13 @@ class LocalStack:
 
     def _make_clients(self, url: str) -> Clients:
         def client(service: str) -> Any:
-            return boto3.client(
+            return boto3.client(  # type: ignore[call-overload]
                 service,
                 endpoint_url=url,
                 region_name=self.settings.region,
                 aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                config=Config(retries=RUNNER_CLIENT_RETRIES),  # type: ignore[arg-type]
+                config=Config(retries=RUNNER_CLIENT_RETRIES),
             )
 
         return Clients(
@@ -247,6 +261,7 @@ class LocalStack:
                 region=local.region,
                 account_id=LOCAL_ACCOUNT_ID,
                 invoke_lock=self._invoke_lock,
+                record_bodies=local.record_deliveries,
             )
             for mapping in mappings
         ]
@@ -284,6 +299,41 @@ class LocalStack:
             )["Attributes"]
             depths[url.rsplit("/", 1)[-1]] = sum(int(v) for v in attributes.values())
         return depths
+
+    def running_executions(self) -> int:
+        """Activation executions still running."""
+        assert self.endpoints is not None and self.clients is not None
+        pages = self.clients.stepfunctions.get_paginator("list_executions").paginate(
+            stateMachineArn=self.endpoints.state_machine_arn, statusFilter="RUNNING"
+        )
+        return sum(len(page["executions"]) for page in pages)
+
+    def wait_until_idle(self, timeout_seconds: float, settle_seconds: float = 1.0) -> bool:
+        """Wait until no message is queued or in flight (DLQs aside), no poller is busy and no
+        execution runs, for ``settle_seconds`` in a row. Returns False on timeout."""
+        assert self.endpoints is not None
+        deadline = time.monotonic() + timeout_seconds
+        quiet_since: float | None = None
+        work_queues = (
+            self.endpoints.upload_queue_url.rsplit("/", 1)[-1],
+            self.endpoints.association_queue_url.rsplit("/", 1)[-1],
+        )
+        while time.monotonic() < deadline:
+            depths = self.queue_depths()
+            quiet = (
+                all(depths[name] == 0 for name in work_queues)
+                and not any(p.busy for p in self.pollers)
+                and self.running_executions() == 0
+            )
+            now = time.monotonic()
+            if not quiet:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle_seconds:
+                return True
+            time.sleep(IDLE_POLL_SECONDS)
+        return False
 
 
 def _queue_arn(endpoints: Endpoints, name: str) -> str:

@@ -1,0 +1,254 @@
+"""Associate stage against moto + the synthetic Rekognition emulator."""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from enrollment.keys import activation_execution_name
+
+
+def _index(pipeline, photo, uploads, **settings):
+    """Upload and index ``{key: photo bytes}``; return the association messages by id."""
+    stage = pipeline.index_stage(**settings)
+    for key, content in uploads.items():
+        stage.handle_notification(pipeline.upload(key, content))
+    return dict(pipeline.association_messages())
+
+
+def test_batch_associates_each_user_and_starts_one_activation(pipeline, photo):
+    messages = _index(
+        pipeline,
+        photo,
+        {
+            "enroll/alice/1.jpg": photo("alice", 1),
+            "enroll/alice/2.jpg": photo("alice", 2),
+            "enroll/bob/1.jpg": photo("bob", 1),
+        },
+    )
+
+    outcomes, failures = pipeline.associate_stage().handle_batch(messages)
+
+    assert failures == {}
+    by_user = {o.user_id: o for o in outcomes}
+    alice_faces = {m.face_id for m in messages.values() if m.user_id == "alice"}
+    assert set(by_user["alice"].associated) == alice_faces
+    assert pipeline.user_face_ids("alice") == alice_faces
+    assert by_user["alice"].face_count == 2
+    for message in messages.values():
+        assert pipeline.photo(message.user_id, message.key)["status"] == "ASSOCIATED"
+    user = pipeline.ledger.get_user("alice")
+    assert (user["status"], user["face_count"]) == ("UPDATING", 2)
+
+    executions = {e["name"]: e for e in pipeline.executions()}
+    name = activation_execution_name("alice", sorted(alice_faces))
+    assert name in executions and len(executions) == 2
+    described = pipeline.sfn.describe_execution(executionArn=executions[name]["executionArn"])
+    payload = json.loads(described["input"])
+    assert payload["userId"] == "alice"
+    assert payload["faceIds"] == sorted(alice_faces)
+    assert payload["probeFaceId"] in alice_faces
+    assert payload["waitSchedule"] == list(pipeline.settings.activation_wait_schedule)
+    assert (payload["attempt"], payload["waited"]) == (0, 0)
+
+
+def test_replayed_batch_makes_no_new_association(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    stage = pipeline.associate_stage()
+    stage.handle_batch(messages)
+    ledger_before = pipeline.ledger.user_photos("alice")
+    calls = []
+    real = pipeline.rekognition.associate_faces
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=spy)
+
+    outcomes, failures = stage.handle_batch(messages)
+
+    assert failures == {}
+    assert calls == []  # already associated: nothing asked of AssociateFaces
+    assert pipeline.ledger.user_photos("alice") == ledger_before
+    assert len(pipeline.executions()) == 1  # same execution name: no second activation
+
+
+def test_replay_after_a_crash_between_associate_and_ledger_completes_the_work(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    # The first run associated the face in Rekognition, then died before the ledger write.
+    pipeline.rekognition.create_user(CollectionId="face-enrollment", UserId="alice")
+    pipeline.rekognition.associate_faces(
+        CollectionId="face-enrollment", UserId="alice", FaceIds=[message.face_id]
+    )
+
+    outcomes, failures = pipeline.associate_stage().handle_batch(messages)
+
+    assert failures == {}
+    assert outcomes[0].associated == [message.face_id]
+    assert pipeline.photo("alice", message.key)["status"] == "ASSOCIATED"
+    assert len(pipeline.executions()) == 1
+
+
+def test_face_limit_reject_policy_rejects_and_deletes_the_excess(pipeline, photo):
+    uploads = {f"enroll/alice/{i}.jpg": photo("alice", i) for i in range(3)}
+    messages = _index(pipeline, photo, uploads)
+
+    outcomes, _ = pipeline.associate_stage(max_faces_per_user=2).handle_batch(messages)
+
+    [outcome] = outcomes
+    assert len(outcome.associated) == 2
+    [(rejected_face, reason)] = outcome.rejected.items()
+    assert reason == "USER_FACE_LIMIT"
+    assert rejected_face not in pipeline.collection_face_ids()
+    statuses = sorted(pipeline.photo("alice", k)["status"] for k in uploads)
+    assert statuses == ["ASSOCIATED", "ASSOCIATED", "REJECTED"]
+    assert pipeline.ledger.get_user("alice")["face_count"] == 2
+
+
+def test_face_limit_keep_best_replaces_the_worst_face(pipeline, photo):
+    first = _index(
+        pipeline,
+        photo,
+        {
+            "enroll/alice/ok.jpg": photo("alice", 1, sharpness=50.0),
+            "enroll/alice/good.jpg": photo("alice", 2, sharpness=70.0),
+        },
+    )
+    stage = pipeline.associate_stage(max_faces_per_user=2, face_cap_policy="keep-best")
+    stage.handle_batch(first)
+    better = _index(pipeline, photo, {"enroll/alice/best.jpg": photo("alice", 3, sharpness=95.0)})
+
+    outcomes, failures = stage.handle_batch(better)
+
+    assert failures == {}
+    ok_photo = pipeline.photo("alice", "enroll/alice/ok.jpg")
+    assert (ok_photo["status"], ok_photo["reason"]) == ("REJECTED", "REPLACED_BY_BETTER_PHOTO")
+    assert ok_photo["face_id"] not in pipeline.collection_face_ids()
+    assert pipeline.photo("alice", "enroll/alice/best.jpg")["status"] == "ASSOCIATED"
+    assert len(pipeline.user_face_ids("alice")) == 2
+    assert pipeline.ledger.get_user("alice")["face_count"] == 2
+
+    worse = _index(pipeline, photo, {"enroll/alice/meh.jpg": photo("alice", 4, sharpness=30.0)})
+    stage.handle_batch(worse)
+    meh = pipeline.photo("alice", "enroll/alice/meh.jpg")
+    assert (meh["status"], meh["reason"]) == ("REJECTED", "USER_FACE_LIMIT")
+
+
+def test_someone_else_face_is_rejected_and_deleted_as_low_match(pipeline, photo):
+    stage = pipeline.associate_stage()
+    stage.handle_batch(_index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)}))
+    # Bob's face uploaded under alice's prefix: AssociateFaces refuses it (user has a face).
+    intruder = _index(pipeline, photo, {"enroll/alice/bob.jpg": photo("bob", 1)})
+
+    outcomes, failures = stage.handle_batch(intruder)
+
+    assert failures == {}
+    [(face_id, reason)] = outcomes[0].rejected.items()
+    assert reason == "LOW_MATCH_CONFIDENCE"
+    item = pipeline.photo("alice", "enroll/alice/bob.jpg")
+    assert item["reason"] == "LOW_MATCH_CONFIDENCE" and "needs review" in item["detail"]
+    assert face_id not in pipeline.collection_face_ids()
+    assert len(pipeline.executions()) == 1  # nothing new associated: no activation
+
+
+def test_face_associated_to_another_user_is_rejected_but_kept(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    pipeline.rekognition.create_user(CollectionId="face-enrollment", UserId="mallory")
+    pipeline.rekognition.associate_faces(
+        CollectionId="face-enrollment", UserId="mallory", FaceIds=[message.face_id]
+    )
+
+    outcomes, _ = pipeline.associate_stage().handle_batch(messages)
+
+    assert outcomes[0].rejected == {message.face_id: "ASSOCIATED_TO_A_DIFFERENT_USER"}
+    assert "mallory" in pipeline.photo("alice", message.key)["detail"]
+    assert message.face_id in pipeline.collection_face_ids()
+
+
+def test_face_gone_from_the_collection_is_face_not_found(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    pipeline.rekognition.delete_faces(CollectionId="face-enrollment", FaceIds=[message.face_id])
+
+    outcomes, _ = pipeline.associate_stage().handle_batch(messages)
+
+    assert outcomes[0].rejected == {message.face_id: "FACE_NOT_FOUND"}
+
+
+def test_photo_deleted_while_waiting_leaves_no_orphan_face(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    pipeline.ddb.delete_item(
+        TableName=pipeline.settings.ledger_table,
+        Key={"pk": {"S": "USER#alice"}, "sk": {"S": f"PHOTO#{message.photo_id}"}},
+    )
+
+    outcomes, failures = pipeline.associate_stage().handle_batch(messages)
+
+    assert failures == {} and outcomes[0].associated == []
+    assert pipeline.collection_face_ids() == set()
+    assert pipeline.ledger.get_user("alice") is None  # no user resurrected
+
+
+def test_chunks_respect_associate_max_face_ids(pipeline, photo):
+    uploads = {f"enroll/alice/{i}.jpg": photo("alice", i) for i in range(5)}
+    messages = _index(pipeline, photo, uploads)
+    calls = []
+    real = pipeline.rekognition.associate_faces
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    stage = pipeline.associate_stage(associate_max_face_ids=2)
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=spy)
+    outcomes, _ = stage.handle_batch(messages)
+
+    assert [len(c["FaceIds"]) for c in calls] == [2, 2, 1]
+    assert len({c["ClientRequestToken"] for c in calls}) == 3
+    assert len(outcomes[0].associated) == 5
+
+
+def test_transient_error_fails_only_that_users_records(pipeline, photo):
+    messages = _index(
+        pipeline,
+        photo,
+        {"enroll/alice/1.jpg": photo("alice", 1), "enroll/bob/1.jpg": photo("bob", 1)},
+    )
+    real = pipeline.rekognition.associate_faces
+
+    def conflict_for_bob(**kwargs):
+        if kwargs["UserId"] == "bob":
+            raise ClientError(
+                {"Error": {"Code": "ConflictException", "Message": "user is updating"}},
+                "AssociateFaces",
+            )
+        return real(**kwargs)
+
+    stage = pipeline.associate_stage()
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=conflict_for_bob)
+    outcomes, failures = stage.handle_batch(messages)
+
+    bob_ids = {mid for mid, m in messages.items() if m.user_id == "bob"}
+    assert set(failures) == bob_ids
+    assert [o.user_id for o in outcomes] == ["alice"]
+    bob_key = next(m.key for m in messages.values() if m.user_id == "bob")
+    assert pipeline.photo("bob", bob_key)["status"] == "INDEXED"  # untouched, will be retried
+
+    # On the last allowed delivery the photo is recorded FAILED before the message moves on.
+    last = {mid: pipeline.settings.max_receive_count for mid in messages}
+    stage.handle_batch({mid: messages[mid] for mid in bob_ids}, last)
+    item = pipeline.photo("bob", bob_key)
+    assert (item["status"], item["reason"]) == ("FAILED", "UNEXPECTED_ERROR")
+
+
+class _Wrap:
+    def __init__(self, real, **overrides):
+        self._real, self._overrides = real, overrides
+
+    def __getattr__(self, name):
+        return self._overrides.get(name) or getattr(self._real, name)

@@ -66,8 +66,8 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_BYTES_INLINE) -> DecodedIm
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             metadata = _text_metadata(img)
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(img)
+            rotated: Image.Image = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(rotated)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise invalid_image_format() from None
     pixels = np.asarray(rgb, dtype=np.uint8)

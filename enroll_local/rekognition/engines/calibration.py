@@ -17,33 +17,65 @@ import numpy as np
 SEARCH_THRESHOLD = 80.0
 ASSOCIATION_THRESHOLD = 75.0
 
-# The mapping is a logistic curve in cosine similarity of unit descriptors:
-#     similarity = 100 / (1 + exp(-SIMILARITY_SLOPE * (cosine - SIMILARITY_MIDPOINT)))
-# pinned by two cosines read off the distributions measured by tests/benchmarks/calibrate.py on
-# ../shared/data/faces (133 photos, 19 identities; 467 genuine and 8,311 impostor pairs;
-# genuine cosine min 0.878 / p5 0.919 / median 0.958, impostor median 0.824 / p99 0.900 /
-# max 0.932). Pairwise trade-off: cosine 0.90 keeps 98.9 % of genuine pairs and admits 1.0 %
-# of impostors, 0.91 -> 97.9 % / 0.22 %, 0.92 -> 94.4 % / 0.05 %, 0.94 -> 81 % / 0 %.
+# The mapping is a logistic curve in cosine similarity of unit descriptors, rescaled so that
+# identical descriptors (cosine 1, e.g. the same photo indexed twice) read exactly 100:
+#     similarity = 100 * sigmoid(SLOPE * (cosine - MIDPOINT)) / sigmoid(SLOPE * (1 - MIDPOINT))
+# SLOPE and MIDPOINT are solved (below) so that two cosines read off the distributions land on
+# the default thresholds. Measured by tests/benchmarks/calibrate.py on ../shared/data/faces
+# (133 photos, 19 identities; 467 genuine and 8,311 impostor pairs): genuine cosine min 0.878 /
+# p5 0.919 / median 0.958, impostor median 0.824 / p99 0.900 / max 0.932. Pairwise trade-off:
+# cosine 0.90 keeps 98.9 % of genuine pairs and admits 1.0 % of impostors, 0.91 -> 97.9 % /
+# 0.22 %, 0.92 -> 94.4 % / 0.05 %, 0.94 -> 81 % / 0 %.
 #   COSINE_AT_ASSOCIATION (-> 75) = 0.91: AssociateFaces compares a new face with the user's
 #       other faces, where a false rejection loses an enrollment photo and the user vector
 #       itself separates better (face vs leave-one-out user mean: genuine min 0.920);
 #   COSINE_AT_SEARCH (-> 80) = 0.92: search is the stricter of the two, as in Rekognition, at
 #       about 1 false match in 2,000 impostor pairs on this set.
-# Genuine pairs (median cosine 0.958) then read ~92, impostor pairs (median 0.824) ~20.
+# Genuine pairs (median cosine 0.958) then read ~93, impostor pairs (median 0.824) ~23.
 COSINE_AT_ASSOCIATION = 0.91
 COSINE_AT_SEARCH = 0.92
 
 
-def _logit(p: float) -> float:
-    return math.log(p / (1.0 - p))
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
 
 
-SIMILARITY_SLOPE = (_logit(SEARCH_THRESHOLD / 100.0) - _logit(ASSOCIATION_THRESHOLD / 100.0)) / (
-    COSINE_AT_SEARCH - COSINE_AT_ASSOCIATION
+def _solve_logistic(c1: float, p1: float, c2: float, p2: float) -> tuple[float, float]:
+    """(slope, midpoint) with sigmoid(s(c - m)) / sigmoid(s(1 - m)) == p at c1 and c2 (Newton)."""
+
+    def residual(slope: float, mid: float) -> tuple[float, float]:
+        top = _sigmoid(slope * (1.0 - mid))
+        return (
+            _sigmoid(slope * (c1 - mid)) / top - p1,
+            _sigmoid(slope * (c2 - mid)) / top - p2,
+        )
+
+    # Start from the plain logistic through both points (exact when the rescaling is ~1).
+    logit = lambda p: math.log(p / (1.0 - p))  # noqa: E731
+    slope = (logit(p2) - logit(p1)) / (c2 - c1)
+    mid = c1 - logit(p1) / slope
+    for _ in range(100):
+        f1, f2 = residual(slope, mid)
+        if abs(f1) < 1e-12 and abs(f2) < 1e-12:
+            break
+        h = 1e-7
+        a1, b1 = residual(slope + h, mid)
+        a2, b2 = residual(slope, mid + h)
+        j11, j12, j21, j22 = (a1 - f1) / h, (a2 - f1) / h, (b1 - f2) / h, (b2 - f2) / h
+        det = j11 * j22 - j12 * j21
+        slope -= (j22 * f1 - j12 * f2) / det
+        mid -= (-j21 * f1 + j11 * f2) / det
+    return slope, mid
+
+
+# Solved at import (microseconds): about 25.45 and 0.8725 for the cosines above.
+SIMILARITY_SLOPE, SIMILARITY_MIDPOINT = _solve_logistic(
+    COSINE_AT_ASSOCIATION,
+    ASSOCIATION_THRESHOLD / 100.0,
+    COSINE_AT_SEARCH,
+    SEARCH_THRESHOLD / 100.0,
 )
-SIMILARITY_MIDPOINT = (
-    COSINE_AT_ASSOCIATION - _logit(ASSOCIATION_THRESHOLD / 100.0) / SIMILARITY_SLOPE
-)
+_SIMILARITY_AT_ONE = _sigmoid(SIMILARITY_SLOPE * (1.0 - SIMILARITY_MIDPOINT))
 
 
 def similarity_from_cosine(cosine: np.ndarray) -> np.ndarray:
@@ -52,8 +84,8 @@ def similarity_from_cosine(cosine: np.ndarray) -> np.ndarray:
     # Written with exp of a non-positive number on each branch so large slopes cannot overflow.
     z = SIMILARITY_SLOPE * (c - SIMILARITY_MIDPOINT)
     e = np.exp(-np.abs(z))
-    out = np.where(z >= 0, 100.0 / (1.0 + e), 100.0 * e / (1.0 + e))
-    return out.astype(np.float32)
+    logistic = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return np.clip(100.0 * logistic / _SIMILARITY_AT_ONE, 0.0, 100.0).astype(np.float32)
 
 
 # -- Detection confidence -----------------------------------------------------------------

@@ -44,7 +44,7 @@ LOCAL_ACCOUNT_ID = "123456789012"
 #: The local endpoint accepts any credentials; these keep boto3 from searching for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 #: boto3 retries inside the runner's own clients (the handlers configure their own).
-RUNNER_CLIENT_RETRIES = {"max_attempts": 5, "mode": "standard"}
+RUNNER_CLIENT_MAX_ATTEMPTS = 5
 #: How often ``wait_until_idle`` looks at the queues and executions (seconds).
 IDLE_POLL_SECONDS = 0.25
 
@@ -176,7 +176,9 @@ class LocalStack:
                 region_name=self.settings.region,
                 aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                config=Config(retries=RUNNER_CLIENT_RETRIES),
+                config=Config(
+                    retries={"max_attempts": RUNNER_CLIENT_MAX_ATTEMPTS, "mode": "standard"}
+                ),
             )
 
         return Clients(

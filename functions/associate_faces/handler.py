@@ -24,7 +24,9 @@ from enrollment.messages import AssociationMessage, MessageError
 from enrollment.observability import logger, metrics, tracer
 from enrollment.settings import Settings, environment_fingerprint
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report a batch that failed entirely as batchItemFailures too, instead of raising: same retry
+# for SQS, but the invocation is not counted as a Lambda error and the logs stay readable.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class AssociationRetry(Exception):

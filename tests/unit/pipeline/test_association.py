@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from botocore.exceptions import ClientError
-
 from enrollment.keys import activation_execution_name
 
 
@@ -67,7 +66,7 @@ def test_replayed_batch_makes_no_new_association(pipeline, photo):
 
     stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=spy)
 
-    outcomes, failures = stage.handle_batch(messages)
+    _, failures = stage.handle_batch(messages)
 
     assert failures == {}
     assert calls == []  # already associated: nothing asked of AssociateFaces
@@ -121,7 +120,7 @@ def test_face_limit_keep_best_replaces_the_worst_face(pipeline, photo):
     stage.handle_batch(first)
     better = _index(pipeline, photo, {"enroll/alice/best.jpg": photo("alice", 3, sharpness=95.0)})
 
-    outcomes, failures = stage.handle_batch(better)
+    _, failures = stage.handle_batch(better)
 
     assert failures == {}
     ok_photo = pipeline.photo("alice", "enroll/alice/ok.jpg")

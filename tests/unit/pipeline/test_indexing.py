@@ -6,7 +6,6 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-
 from enrollment.indexing import IGNORED, IndexRetryableError
 from enrollment.keys import UNROUTED_PK, photo_id
 
@@ -207,9 +206,7 @@ class _Throttled:
         return getattr(self._real, name)
 
 
-def test_throttling_fails_the_record_and_records_nothing_before_the_last_delivery(
-    pipeline, photo
-):
+def test_throttling_fails_the_record_and_records_nothing_before_the_last_delivery(pipeline, photo):
     stage = pipeline.index_stage()
     stage.rekognition = _Throttled(pipeline.rekognition)
     body = pipeline.upload("enroll/alice/a.jpg", photo("alice"))

@@ -1,0 +1,127 @@
+"""Ledger conditional transitions on moto's DynamoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from enrollment.ledger import Ledger, PhotoRef, PhotoStatus
+from moto import mock_aws
+
+TABLE = "ledger"
+
+
+@pytest.fixture
+def ledger() -> Iterator[Ledger]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield Ledger(ddb, TABLE, now=lambda: "2026-01-01T00:00:00.000Z")
+
+
+PHOTO = PhotoRef("p-1", "alice", "bucket", "enroll/alice/a.jpg", "v1", "etag1")
+
+
+def test_record_photo_writes_once_then_refuses_to_overwrite(ledger):
+    assert ledger.record_photo(PHOTO, PhotoStatus.INDEXED, face_id="f1", quality=87.123456)
+    item = ledger.get_photo("alice", "p-1")
+    assert item["status"] == "INDEXED" and item["face_id"] == "f1"
+    assert item["quality"] == 87.123  # rounded Decimal, read back as float
+    assert item["updated_at"] == "2026-01-01T00:00:00.000Z"
+    assert "reason" not in item  # None attributes are not stored
+
+    assert not ledger.record_photo(PHOTO, PhotoStatus.REJECTED, reason="NO_FACE")
+    assert ledger.get_photo("alice", "p-1")["status"] == "INDEXED"
+
+
+def test_failed_is_replaceable_by_a_later_attempt(ledger):
+    ledger.record_photo(PHOTO, PhotoStatus.FAILED, reason="THROTTLED")
+    assert ledger.record_photo(PHOTO, PhotoStatus.INDEXED, face_id="f1")
+    assert ledger.get_photo("alice", "p-1")["status"] == "INDEXED"
+
+
+def test_transitions_are_conditional_on_the_current_state(ledger):
+    ledger.record_photo(PHOTO, PhotoStatus.INDEXED, face_id="f1")
+    assert ledger.transition_photo(
+        "alice", "p-1", PhotoStatus.ASSOCIATED, from_statuses={PhotoStatus.INDEXED}
+    )
+    # A replay cannot move it again, nor backwards.
+    assert not ledger.transition_photo(
+        "alice", "p-1", PhotoStatus.ASSOCIATED, from_statuses={PhotoStatus.INDEXED}
+    )
+    assert ledger.transition_photo(
+        "alice",
+        "p-1",
+        PhotoStatus.REJECTED,
+        from_statuses={PhotoStatus.ASSOCIATED, PhotoStatus.ACTIVE},
+        reason="REPLACED_BY_BETTER_PHOTO",
+        detail="better one",
+    )
+    item = ledger.get_photo("alice", "p-1")
+    assert (item["status"], item["reason"], item["detail"]) == (
+        "REJECTED",
+        "REPLACED_BY_BETTER_PHOTO",
+        "better one",
+    )
+    # Missing photos are never created by a transition.
+    assert not ledger.transition_photo(
+        "alice", "p-missing", PhotoStatus.ASSOCIATED, from_statuses={PhotoStatus.INDEXED}
+    )
+    assert ledger.get_photo("alice", "p-missing") is None
+
+
+def test_content_claim_has_one_winner_and_is_idempotent(ledger):
+    assert ledger.claim_content("alice", "etag1", "p-1", "enroll/alice/a.jpg") is None
+    assert ledger.claim_content("alice", "etag1", "p-1", "enroll/alice/a.jpg") is None
+    assert ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg") == (
+        "enroll/alice/a.jpg"
+    )
+    assert ledger.claim_content("bob", "etag1", "p-3", "enroll/bob/a.jpg") is None
+
+
+def test_user_lifecycle(ledger):
+    created = ledger.ensure_user("alice")
+    assert (created["status"], created["face_count"]) == ("CREATED", 0)
+    assert ledger.ensure_user("alice")["created_at"] == created["created_at"]
+    ledger.mark_user_updating("alice", 3)
+    user = ledger.get_user("alice")
+    assert (user["status"], user["face_count"]) == ("UPDATING", 3)
+    assert ledger.ensure_user("alice")["status"] == "UPDATING"  # live user left alone
+
+
+def test_deleted_user_starts_afresh(ledger):
+    from botocore.exceptions import ClientError
+
+    ledger.ensure_user("alice")
+    ledger._ddb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "USER#alice"}, "sk": {"S": "USER"}},
+        UpdateExpression="SET #s = :d",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":d": {"S": "DELETED"}},
+    )
+    with pytest.raises(ClientError):
+        ledger.mark_user_updating("alice", 1)  # never resurrect a deleted user implicitly
+    assert ledger.ensure_user("alice")["status"] == "CREATED"
+
+
+def test_user_photos_lists_only_photo_items(ledger):
+    ledger.ensure_user("alice")
+    ledger.claim_content("alice", "etag1", "p-1", "k")
+    for i in range(3):
+        ledger.record_photo(
+            PhotoRef(f"p-{i}", "alice", "b", f"k{i}"), PhotoStatus.INDEXED, face_id=f"f{i}"
+        )
+    assert sorted(p["photo_id"] for p in ledger.user_photos("alice")) == ["p-0", "p-1", "p-2"]

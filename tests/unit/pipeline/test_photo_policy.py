@@ -1,0 +1,81 @@
+"""Photo policy decisions from IndexFaces-shaped responses."""
+
+from __future__ import annotations
+
+from enrollment.photo_policy import decide, face_quality
+
+
+def _record(face_id, width, height, brightness=80.0, sharpness=80.0):
+    return {
+        "Face": {
+            "FaceId": face_id,
+            "BoundingBox": {"Width": width, "Height": height, "Left": 0.1, "Top": 0.1},
+        },
+        "FaceDetail": {"Quality": {"Brightness": brightness, "Sharpness": sharpness}},
+    }
+
+
+def _unindexed(*reasons):
+    return {"Reasons": list(reasons), "FaceDetail": {}}
+
+
+def test_one_face_is_accepted_with_its_quality():
+    d = decide({"FaceRecords": [_record("f1", 0.4, 0.5, 90.0, 60.0)]}, "reject")
+    assert d.accepted is not None and d.accepted.face_id == "f1"
+    assert d.accepted.quality == 60.0
+    assert d.faces_to_delete == [] and d.reason is None
+
+
+def test_several_indexed_faces_reject_and_delete_all():
+    response = {"FaceRecords": [_record("small", 0.1, 0.1), _record("big", 0.5, 0.5)]}
+    d = decide(response, "reject")
+    assert d.accepted is None and d.reason == "MULTIPLE_FACES"
+    assert sorted(d.faces_to_delete) == ["big", "small"]
+    assert "2 faces" in (d.detail or "")
+
+
+def test_faces_cut_by_max_faces_count_as_multiple():
+    response = {
+        "FaceRecords": [_record("f1", 0.4, 0.5)],
+        "UnindexedFaces": [_unindexed("EXCEEDS_MAX_FACES"), _unindexed("LOW_SHARPNESS")],
+    }
+    d = decide(response, "reject")
+    assert d.reason == "MULTIPLE_FACES" and d.faces_to_delete == ["f1"]
+    assert "2 faces" in (d.detail or "")  # the blurry background face does not count
+
+
+def test_filtered_background_faces_do_not_make_a_group():
+    response = {
+        "FaceRecords": [_record("f1", 0.4, 0.5)],
+        "UnindexedFaces": [_unindexed("SMALL_BOUNDING_BOX")],
+    }
+    assert decide(response, "reject").accepted is not None
+
+
+def test_largest_policy_keeps_the_largest_and_deletes_the_rest():
+    response = {"FaceRecords": [_record("small", 0.1, 0.1), _record("big", 0.5, 0.5)]}
+    d = decide(response, "largest")
+    assert d.accepted is not None and d.accepted.face_id == "big"
+    assert d.faces_to_delete == ["small"]
+
+
+def test_no_face_and_filtered_faces():
+    assert decide({"FaceRecords": [], "UnindexedFaces": []}, "reject").reason == "NO_FACE"
+    d = decide(
+        {
+            "UnindexedFaces": [
+                _unindexed("LOW_SHARPNESS", "LOW_BRIGHTNESS"),
+                _unindexed("EXTREME_POSE"),
+            ]
+        },
+        "reject",
+    )
+    assert d.reason == "LOW_SHARPNESS"
+    assert "LOW_BRIGHTNESS" in (d.detail or "") and "EXTREME_POSE" in (d.detail or "")
+    assert d.faces_to_delete == []
+
+
+def test_quality_is_the_weaker_attribute_clamped():
+    assert face_quality({"Quality": {"Brightness": 30.0, "Sharpness": 160.0}}) == 30.0
+    assert face_quality({"Quality": {"Brightness": 100.0, "Sharpness": 160.0}}) == 100.0
+    assert face_quality({}) == 0.0

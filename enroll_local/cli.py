@@ -102,7 +102,11 @@ def _run_demo(args: argparse.Namespace) -> int:
             photos_dir=args.photos,
             engine=args.engine,
             timeout_seconds=args.timeout,
-            extra_environment={"POWERTOOLS_LOG_LEVEL": DEMO_HANDLER_LOG_LEVEL},
+            extra_environment={
+                "POWERTOOLS_LOG_LEVEL": DEMO_HANDLER_LOG_LEVEL,
+                # The metrics (EMF lines on stdout) would bury the report.
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            },
         )
     )
     return result.exit_code

@@ -1,0 +1,115 @@
+"""The ``enroll`` command in a child process, as a user runs it (its own stack, own handlers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from enroll_local.rekognition.engines.synthetic import make_synthetic_photo
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Budget for a child stack to start or a photo to settle (seconds).
+CHILD_TIMEOUT_SECONDS = 60
+DEMO = [sys.executable, "-m", "enroll_local.cli", "demo"]
+LOCAL = [sys.executable, "-m", "enroll_local.cli", "local"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions"), str(ROOT)])
+    env.pop("AWS_ENDPOINT_URL", None)
+    return env
+
+
+def test_demo_with_a_photo_folder_enrolls_every_user(tmp_path: Path) -> None:
+    # Given a folder of <UserId>/<photos>, one of them not an image
+    for user in ("Ada", "Grace"):
+        (tmp_path / user).mkdir()
+        for i in range(2):
+            photo = make_synthetic_photo([{"identity": user, "variant": i}], seed=i)
+            (tmp_path / user / f"{i}.jpg").write_bytes(photo)
+    (tmp_path / "Ada" / "readme.jpg").write_text("not a photo")
+
+    # When the demo runs on it
+    done = subprocess.run(
+        [*DEMO, "--photos", str(tmp_path), "--engine", "synthetic", "--timeout", "60"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # Then it exits 0 and its report shows both users ACTIVE and the rejected file with a reason
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All 2 demo user(s) ACTIVE." in done.stdout
+    assert "enroll/Ada/readme.jpg" in done.stdout and "INVALID_IMAGE_FORMAT" in done.stdout
+
+
+def test_demo_with_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*DEMO, "--photos", str(tmp_path / "nope")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "is not a folder" in done.stdout
+
+
+def test_local_serves_an_endpoint_that_enrolls_an_upload_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    # Given `enroll local` running with a data dir
+    # (its output goes to a file: a pipe nobody reads would block a chatty child)
+    log = (tmp_path / "local.log").open("w")
+    child = subprocess.Popen(
+        [*LOCAL, "--engine", "synthetic", "--data-dir", str(tmp_path)],
+        env=_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        endpoints_file = tmp_path / "endpoints.json"
+        deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
+        while not endpoints_file.exists():
+            assert child.poll() is None, (tmp_path / "local.log").read_text()
+            assert time.monotonic() < deadline, "endpoints.json never appeared"
+            time.sleep(0.2)
+        endpoints = json.loads(endpoints_file.read_text())
+        assert endpoints["api_url"] is None
+        session = {"endpoint_url": endpoints["endpoint_url"], "region_name": endpoints["region"]}
+
+        # When a photo is dropped into the bucket through the endpoint
+        s3 = boto3.client("s3", **session)
+        key = f"{endpoints['prefix']}Daniel/me.jpg"
+        photo = make_synthetic_photo([{"identity": "Daniel", "variant": 0}])
+        s3.put_object(Bucket=endpoints["bucket"], Key=key, Body=photo)
+
+        # Then the ledger records the user ACTIVE
+        table = boto3.resource("dynamodb", **session).Table(endpoints["table"])
+        status = None
+        while time.monotonic() < deadline + CHILD_TIMEOUT_SECONDS and status != "ACTIVE":
+            item = table.get_item(Key={"pk": "USER#Daniel", "sk": "USER"}).get("Item")
+            status = item and item.get("status")
+            time.sleep(0.5)
+        assert status == "ACTIVE"
+    finally:
+        # And Ctrl-C stops it cleanly
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            pytest.fail("enroll local did not stop on Ctrl-C")
+        finally:
+            log.close()
+    assert child.returncode == 0, (tmp_path / "local.log").read_text()

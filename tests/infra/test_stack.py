@@ -372,3 +372,10 @@ def _logical_id(template: Any, prefix: str) -> str:
     matches = [lid for lid in template.to_json()["Resources"] if pattern.fullmatch(lid)]
     assert len(matches) == 1, (prefix, matches)
     return matches[0]
+
+
+def test_log_retention_must_be_a_value_cloudwatch_logs_accepts() -> None:
+    from infra.lambda_function import log_retention
+
+    with pytest.raises(ValueError, match="log_retention_days must be one of"):
+        log_retention(PipelineConfig(log_retention_days=45))

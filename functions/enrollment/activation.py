@@ -27,6 +27,27 @@ def activation_input(
     }
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN an execution named ``name`` of ``state_machine_arn`` has (standard workflows)."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+def activation_exists(sfn: Any, state_machine_arn: str, user_id: str, face_ids: list[str]) -> bool:
+    """Whether the execution for this user and batch was already started (running or done).
+
+    Checked before the ledger user is set UPDATING: a replay must not flip a user that a
+    finished execution already made ACTIVE back to UPDATING with nothing left to finish it.
+    """
+    name = activation_execution_name(user_id, face_ids)
+    try:
+        sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return False
+        raise
+    return True
+
+
 def start_activation(
     sfn: Any,
     state_machine_arn: str,

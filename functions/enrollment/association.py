@@ -16,7 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import capacity, keys
 from . import rekognition as rk
-from .activation import start_activation
+from .activation import activation_exists, start_activation
+from .keys import activation_execution_name
 from .ledger import Ledger, PhotoStatus
 from .messages import AssociationMessage
 from .observability import count, count_by_reason, logger
@@ -68,6 +69,7 @@ class AssociateStage:
         that record fail (only the records of the user that failed). On a message's last
         allowed delivery its photo is first recorded FAILED, so nothing vanishes in the DLQ.
         """
+        count("AssociationMessagesReceived", len(messages))
         by_user: dict[str, dict[str, AssociationMessage]] = defaultdict(dict)
         for message_id, message in messages.items():
             by_user[message.user_id][message_id] = message
@@ -218,12 +220,20 @@ class AssociateStage:
         newly = [f for f in plan.accept if f in set(outcome.associated)]
         count("FacesAssociated", len(newly))
         outcome.face_count = len(current) - len(evictions) + len(newly)
+        ready_faces = [m.face_id for m in ready]
+        if not newly and activation_exists(
+            self.sfn, s.activation_state_machine_arn, user_id, ready_faces
+        ):
+            # A replay of a batch whose activation already runs or ran: it owns the user's
+            # status from here (flipping it back to UPDATING could outlive the execution).
+            outcome.execution = activation_execution_name(user_id, ready_faces)
+            return outcome
         self.ledger.mark_user_updating(user_id, outcome.face_count)
         outcome.execution, started = start_activation(
             self.sfn,
             s.activation_state_machine_arn,
             user_id,
-            [m.face_id for m in ready],
+            ready_faces,
             [m.photo_id for m in ready],
             s.activation_wait_schedule,
         )

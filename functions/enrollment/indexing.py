@@ -57,6 +57,7 @@ class IndexStage:
         the end (IndexRetryableError) so SQS redelivers the message, and on the last allowed
         delivery they are first recorded as FAILED so nothing disappears into the DLQ unseen.
         """
+        count("NotificationsReceived")
         objects = parse_s3_notification(body)
         if not objects:
             count("NotificationsIgnored")

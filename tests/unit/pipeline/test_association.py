@@ -74,6 +74,26 @@ def test_replayed_batch_makes_no_new_association(pipeline, photo):
     assert len(pipeline.executions()) == 1  # same execution name: no second activation
 
 
+def test_replay_while_activation_settles_does_not_reopen_the_user(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    stage = pipeline.associate_stage()
+    stage.handle_batch(messages)
+    # The execution has marked the user ACTIVE but not yet its photos when the replay arrives.
+    pipeline.ddb.update_item(
+        TableName=pipeline.settings.ledger_table,
+        Key={"pk": {"S": "USER#alice"}, "sk": {"S": "USER"}},
+        UpdateExpression="SET #s = :a",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":a": {"S": "ACTIVE"}},
+    )
+
+    outcomes, failures = stage.handle_batch(messages)
+
+    assert failures == {} and outcomes[0].execution is not None
+    assert pipeline.ledger.get_user("alice")["status"] == "ACTIVE"
+    assert len(pipeline.executions()) == 1
+
+
 def test_replay_after_a_crash_between_associate_and_ledger_completes_the_work(pipeline, photo):
     messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
     [message] = messages.values()

@@ -80,11 +80,17 @@ class AssociateStage:
             logger.append_keys(user_id=user_id)
             try:
                 outcomes.append(self.associate_user(user_id, list(user_messages.values())))
-            except (ClientError, BotoCoreError) as error:
-                logger.warning(
-                    "transient error; this user's records will be retried",
-                    extra={"error": rk.describe_error(error)},
-                )
+            except Exception as error:
+                # Transient AWS errors (throttling, ConflictException while the user is
+                # UPDATING, 5xx) and anything unforeseen alike: retry this user's records only,
+                # and record FAILED on their last delivery so nothing vanishes in the DLQ.
+                if isinstance(error, ClientError | BotoCoreError):
+                    logger.warning(
+                        "transient error; this user's records will be retried",
+                        extra={"error": rk.describe_error(error)},
+                    )
+                else:
+                    logger.exception("unexpected error associating faces")
                 for message_id, message in user_messages.items():
                     failures[message_id] = error
                     if (receive_counts or {}).get(message_id, 1) >= self.settings.max_receive_count:

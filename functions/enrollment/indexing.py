@@ -74,6 +74,11 @@ class IndexStage:
                     extra={"object_key": obj.key, "error": rk.describe_error(error)},
                 )
                 errors.append((obj, error))
+            except Exception as error:
+                # A bug or an unforeseen answer: retried like a transient error, so that on the
+                # last delivery the photo is still recorded FAILED instead of vanishing.
+                logger.exception("unexpected error indexing photo", extra={"object_key": obj.key})
+                errors.append((obj, error))
         if errors:
             if receive_count >= self.settings.max_receive_count:
                 for failed_obj, failure in errors:

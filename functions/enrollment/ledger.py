@@ -62,6 +62,10 @@ class PhotoRef:
         return keys.photo_sk(self.photo_id)
 
 
+# A photo in these states no longer holds its content: a new upload of it is not a duplicate.
+_RELEASED_CONTENT = frozenset({PhotoStatus.DELETED, PhotoStatus.FAILED})
+
+
 def utc_now_iso() -> str:
     """Current time as an ISO-8601 UTC string with milliseconds, e.g. 2026-01-02T03:04:05.678Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -214,33 +218,48 @@ class Ledger:
     def claim_content(self, user_id: str, etag: str, photo_id: str, key: str) -> str | None:
         """Claim one photo content (S3 ETag) for ``photo_id`` inside the user's partition.
 
-        Returns None when ``photo_id`` holds the claim (newly or from an earlier delivery), or
-        the object key of the photo that claimed the same content first. The conditional put
-        makes two concurrent uploads of the same content agree on a single winner.
+        Returns None when ``photo_id`` holds the claim (newly, from an earlier delivery, or
+        taken over from a photo that was deleted or failed), else the object key of the photo
+        that claimed the same content first. The conditional writes make two concurrent
+        uploads of the same content agree on a single winner.
         """
         sk = keys.content_sk(etag)
-        try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item=_to_item(
-                    {
-                        "pk": keys.user_pk(user_id),
-                        "sk": sk,
-                        "photo_id": photo_id,
-                        "key": key,
-                        "etag": etag,
-                        "created_at": self._now(),
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk) OR photo_id = :pid",
-                ExpressionAttributeValues={":pid": {"S": photo_id}},
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            owner = self._get(keys.user_pk(user_id), sk, consistent=True) or {}
-            return str(owner.get("key", "?"))
-        return None
+        claim = {
+            "pk": keys.user_pk(user_id),
+            "sk": sk,
+            "photo_id": photo_id,
+            "key": key,
+            "etag": etag,
+            "created_at": self._now(),
+        }
+        for _ in range(2):  # second round only if the owner changed under us
+            owner = self._get(keys.user_pk(user_id), sk, consistent=True)
+            if owner is None or owner.get("photo_id") == photo_id:
+                condition = "attribute_not_exists(pk) OR photo_id = :pid"
+                values = {":pid": {"S": photo_id}}
+            else:
+                first = self.get_photo(user_id, str(owner.get("photo_id")))
+                # No photo item yet means the first upload is still being indexed: it holds
+                # the claim (this is the race the claim exists for).
+                if first is None or first.get("status") not in _RELEASED_CONTENT:
+                    return str(owner.get("key", "?"))
+                # The first photo was deleted or failed: its content is free for this one.
+                condition = "photo_id = :owner"
+                values = {":owner": {"S": str(owner.get("photo_id"))}}
+            try:
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item=_to_item(claim),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+                continue
+            return None
+        owner = self._get(keys.user_pk(user_id), sk, consistent=True) or {}
+        return str(owner.get("key", "?"))
 
     # ---- users --------------------------------------------------------------------------
 

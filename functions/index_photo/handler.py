@@ -44,7 +44,7 @@ def _stage(_: tuple[str, ...]) -> IndexStage:
     )
 
 
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord) -> list[IndexOutcome]:
     """Index every photo of one notification; raising fails only this record."""
     receive_count = int(record.attributes.approximate_receive_count or 1)

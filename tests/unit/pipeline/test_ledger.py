@@ -91,6 +91,21 @@ def test_content_claim_has_one_winner_and_is_idempotent(ledger):
     assert ledger.claim_content("bob", "etag1", "p-3", "enroll/bob/a.jpg") is None
 
 
+def test_content_of_a_deleted_or_failed_photo_can_be_claimed_again(ledger):
+    first = PhotoRef("p-1", "alice", "b", "enroll/alice/a.jpg", etag="etag1")
+    ledger.record_photo(first, PhotoStatus.ACTIVE, face_id="f1")
+    assert ledger.claim_content("alice", "etag1", "p-1", first.key) is None
+    assert ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg") == first.key
+
+    ledger.transition_photo("alice", "p-1", PhotoStatus.DELETED, from_statuses={PhotoStatus.ACTIVE})
+    assert ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg") is None
+    assert ledger.claim_content("alice", "etag1", "p-1", first.key) == "enroll/alice/b.jpg"
+    # p-2 has no photo item yet (still being indexed): it keeps the claim.
+    assert ledger.claim_content("alice", "etag1", "p-3", "enroll/alice/c.jpg") == (
+        "enroll/alice/b.jpg"
+    )
+
+
 def test_user_lifecycle(ledger):
     created = ledger.ensure_user("alice")
     assert (created["status"], created["face_count"]) == ("CREATED", 0)

@@ -17,8 +17,10 @@ Pipeline per image (see docs/face-engine.md for the measured costs and rates):
 3. Per face: the 5-point shape, the aligned 150x150 chip (dlib's ``get_face_chip``), the
    128-d descriptor of that chip, and quality/pose measured from pixels and landmarks.
 
-The models load lazily, once per process. HOG and the shape predictor are read-only at
-inference time; the DNNs (descriptor, MMOD) keep per-call buffers, so each is guarded by a lock.
+The models load lazily, once per process. The shape predictor is read-only at inference time;
+the HOG detector (its scanner holds the feature pyramid of the image being scanned) and the DNNs
+(descriptor, MMOD: per-call layer buffers) are not re-entrant, so each has its own lock (three
+concurrent detections crashed the process without them).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class _Models:
 
     _lock = threading.Lock()
     _loaded: dict[str, Any] = {}
-    dnn_lock = threading.Lock()  # compute_face_descriptor and MMOD are not re-entrant
+    # One lock per stateful model, so one thread can scan with HOG while another describes.
+    locks = {"hog": threading.Lock(), "descriptor": threading.Lock(), "cnn": threading.Lock()}
 
     @classmethod
     def get(cls, name: str) -> Any:
@@ -171,7 +174,7 @@ class DlibEngine:
         if float((small @ _LUMA).mean()) * 100.0 / 255.0 < self.settings.dark_luma_percent:
             small = _stretch_contrast(small)
         ratio = scale / small_scale
-        with _Models.dnn_lock:
+        with _Models.locks["cnn"]:
             found = _Models.get("cnn")(small, 0)
         return [
             Detection(
@@ -198,7 +201,7 @@ class DlibEngine:
         shape = _Models.get("shape")(pixels, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
         chip = dlib.get_face_chip(pixels, shape, size=CHIP_SIZE_PX, padding=CHIP_PADDING)
-        with _Models.dnn_lock:
+        with _Models.locks["descriptor"]:
             raw = _Models.get("descriptor").compute_face_descriptor(
                 chip, num_jitters=self.settings.num_jitters
             )
@@ -253,7 +256,8 @@ def _stretch_contrast(pixels: np.ndarray) -> np.ndarray:
 
 
 def _hog(detector: Any, pixels: np.ndarray, *, upsample: int) -> list[Detection]:
-    rects, scores, _ = detector.run(pixels, upsample, 0.0)
+    with _Models.locks["hog"]:
+        rects, scores, _ = detector.run(pixels, upsample, 0.0)
     return [
         Detection(
             left=float(r.left()),

@@ -98,7 +98,7 @@ def test_sharpness_drops_when_the_same_face_is_blurred() -> None:
     rng = np.random.default_rng(7)
     detail = rng.integers(40, 220, size=(CHIP_SIZE_PX, CHIP_SIZE_PX)).astype(np.float64)
     blurred = detail.copy()
-    for _ in range(6):  # repeated 3x3 box blur ~ a Gaussian of sigma ~2 px
+    for _ in range(10):  # repeated 3x3 box blur ~ a Gaussian of sigma ~2.6 px
         padded = np.pad(blurred, 1, mode="edge")
         blurred = (
             sum(
@@ -110,7 +110,7 @@ def test_sharpness_drops_when_the_same_face_is_blurred() -> None:
         )
     sharp_q, blur_q = chip_quality(_chip(detail)), chip_quality(_chip(blurred))
     assert sharp_q.sharpness > 90.0
-    assert blur_q.sharpness < sharp_q.sharpness - 30.0
+    assert blur_q.sharpness < sharp_q.sharpness - 25.0
 
 
 def test_dark_but_detailed_face_reads_dark_not_blurry() -> None:

@@ -101,20 +101,65 @@ class AssociateStage:
 
     def associate_user(self, user_id: str, messages: list[AssociationMessage]) -> UserOutcome:
         """Associate one user's new faces (idempotent); raise on transient errors."""
-        s = self.settings
         outcome = UserOutcome(user_id=user_id)
-        unique = {m.face_id: m for m in messages}
         photos = {p["photo_id"]: p for p in self.ledger.user_photos(user_id)}
+        pending, in_flight = self._triage(outcome, messages, photos)
+        if not pending and not in_flight:
+            return outcome
 
+        user = self.ledger.ensure_user(user_id)
+        rk.create_user(
+            self.rekognition,
+            self.settings.collection_id,
+            user_id,
+            keys.create_user_token(user_id, str(user.get("created_at", ""))),
+        )
+        candidates = self._locate(outcome, user_id, pending, in_flight)
+        photo_by_face = {p["face_id"]: p for p in photos.values() if p.get("face_id")}
+        current, stale = self._current_faces(user_id, photo_by_face)
+        plan = self._apply_capacity(outcome, user_id, current, stale, candidates, photo_by_face)
+        by_face = {m.face_id: m for m in candidates}
+        self._associate(outcome, user_id, [by_face[f] for f in plan.accept], in_flight)
+
+        associated = set(outcome.associated)
+        ready = [m for m in in_flight if m.face_id in associated]
+        for message in ready:
+            self.ledger.transition_photo(
+                user_id,
+                message.photo_id,
+                PhotoStatus.ASSOCIATED,
+                from_statuses={PhotoStatus.INDEXED},
+            )
+        if not ready:
+            return outcome
+        newly = [f for f in plan.accept if f in associated]
+        count("FacesAssociated", len(newly))
+        outcome.face_count = len(current) - len(plan.evict) + len(newly)
+        self._activate(outcome, user_id, ready, replay=not newly)
+        return outcome
+
+    # ---- steps ----------------------------------------------------------------------------
+
+    def _triage(
+        self,
+        outcome: UserOutcome,
+        messages: list[AssociationMessage],
+        photos: dict[str, dict[str, Any]],
+    ) -> tuple[list[AssociationMessage], list[AssociationMessage]]:
+        """Split by ledger state: (INDEXED = to associate, ASSOCIATED = activation pending).
+
+        Photos already past that are skipped; faces left behind by a deletion or by an
+        interrupted rejection are deleted (again: DeleteFaces is idempotent).
+        """
         pending: list[AssociationMessage] = []
-        in_flight: list[AssociationMessage] = []  # ASSOCIATED, activation may not have started
-        leftovers: list[str] = []  # faces to delete again after an interrupted rejection
-        for message in unique.values():
+        in_flight: list[AssociationMessage] = []
+        leftovers: list[str] = []
+        for message in {m.face_id: m for m in messages}.values():
             photo = photos.get(message.photo_id)
             status = photo.get("status") if photo else None
             if photo is None or status == PhotoStatus.DELETED:
-                # The photo (or its user) was deleted while the message waited: the face is
-                # an orphan now.
+                # Deleted (with its user, maybe) while the message waited: the face is an
+                # orphan now, and the user must not be recreated for it.
                 leftovers.append(message.face_id)
                 outcome.skipped.append(message.photo_id)
             elif status == PhotoStatus.INDEXED:
@@ -127,19 +172,23 @@ class AssociateStage:
                 outcome.skipped.append(message.photo_id)
         if leftovers:
             self._delete_faces(leftovers)
-        if not pending and not in_flight:
-            return outcome
+        return pending, in_flight
 
-        user = self.ledger.ensure_user(user_id)
-        rk.create_user(
-            self.rekognition,
-            s.collection_id,
-            user_id,
-            keys.create_user_token(user_id, str(user.get("created_at", ""))),
+    def _locate(
+        self,
+        outcome: UserOutcome,
+        user_id: str,
+        pending: list[AssociationMessage],
+        in_flight: list[AssociationMessage],
+    ) -> list[AssociationMessage]:
+        """Where the pending faces stand in the collection; the ones still free to associate.
+
+        Faces already associated to this user (an earlier run died before its ledger write)
+        join ``in_flight``; missing or foreign faces are rejected now.
+        """
+        stored = rk.faces_by_id(
+            self.rekognition, self.settings.collection_id, [m.face_id for m in pending]
         )
-
-        # Where do the pending faces stand in the collection?
-        stored = rk.faces_by_id(self.rekognition, s.collection_id, [m.face_id for m in pending])
         candidates: list[AssociationMessage] = []
         for message in pending:
             face = stored.get(message.face_id)
@@ -147,7 +196,7 @@ class AssociateStage:
             if face is None:
                 self._reject(outcome, message, Reason.FACE_NOT_FOUND, "face no longer stored")
             elif owner == user_id:
-                in_flight.append(message)  # associated by an earlier, interrupted run
+                in_flight.append(message)
             elif owner:
                 self._reject(
                     outcome,
@@ -157,22 +206,41 @@ class AssociateStage:
                 )
             else:
                 candidates.append(message)
+        return candidates
 
-        current_faces = rk.list_user_faces(self.rekognition, s.collection_id, user_id)
-        photo_by_face = {p.get("face_id"): p for p in photos.values() if p.get("face_id")}
+    def _current_faces(
+        self, user_id: str, photo_by_face: dict[str, dict[str, Any]]
+    ) -> tuple[list[capacity.Candidate], list[str]]:
+        """The user's associated faces with their quality, and the stale ones to remove.
+
+        Stale: still associated although the ledger already rejected or deleted the photo (an
+        eviction interrupted between the ledger write and Rekognition).
+        """
         current: list[capacity.Candidate] = []
         stale: list[str] = []
-        for face in current_faces:
+        for face in rk.list_user_faces(self.rekognition, self.settings.collection_id, user_id):
             face_id = face["FaceId"]
             photo = photo_by_face.get(face_id)
             status = photo.get("status") if photo else None
             if status in (PhotoStatus.REJECTED, PhotoStatus.DELETED):
-                stale.append(face_id)  # an eviction/deletion interrupted before Rekognition
+                stale.append(face_id)
             else:
                 # Unknown quality (no ledger photo) is never evicted by keep-best.
                 quality = _num(photo.get("quality")) if photo else None
                 current.append(capacity.Candidate(face_id=face_id, quality=quality))
+        return current, stale
 
+    def _apply_capacity(
+        self,
+        outcome: UserOutcome,
+        user_id: str,
+        current: list[capacity.Candidate],
+        stale: list[str],
+        candidates: list[AssociationMessage],
+        photo_by_face: dict[str, dict[str, Any]],
+    ) -> capacity.CapacityPlan:
+        """Plan the faces-per-user cap, reject the excess and make room (evictions)."""
+        s = self.settings
         plan = capacity.plan(
             current,
             [
@@ -189,68 +257,54 @@ class AssociateStage:
                 by_face[face_id],
                 Reason.USER_FACE_LIMIT,
                 f"user already has {s.max_faces_per_user} faces (policy {s.face_cap_policy})",
-                delete_face=False,
             )
         if plan.reject:
             self._delete_faces(plan.reject)
-        evictions = plan.evict
-        for face_id in evictions:
-            photo = photo_by_face.get(face_id)
-            if photo is not None:
-                # Ledger first: a replay sees REJECTED and finishes the eviction (stale above).
-                self.ledger.transition_photo(
-                    user_id,
-                    str(photo["photo_id"]),
-                    PhotoStatus.REJECTED,
-                    from_statuses=_LIVE_PHOTO,
-                    reason=Reason.REPLACED_BY_BETTER_PHOTO,
-                    detail="a better-quality photo took its place (policy keep-best)",
-                )
-                count_by_reason("PhotosRejected", Reason.REPLACED_BY_BETTER_PHOTO)
-        if stale or evictions:
-            self._remove_from_user(user_id, stale + evictions)
-            outcome.evicted = evictions + stale
-
-        self._associate(outcome, user_id, [by_face[f] for f in plan.accept], in_flight)
-
-        ready = [m for m in in_flight if m.face_id in set(outcome.associated)]
-        for message in ready:
-            self.ledger.transition_photo(
+        for face_id in plan.evict:
+            photo = photo_by_face[face_id]  # evictable faces always have a ledger photo
+            # Ledger first: a replay then sees REJECTED and finishes the eviction (stale).
+            if self.ledger.transition_photo(
                 user_id,
-                message.photo_id,
-                PhotoStatus.ASSOCIATED,
-                from_statuses={PhotoStatus.INDEXED},
-            )
-        if not ready:
-            return outcome
-        newly = [f for f in plan.accept if f in set(outcome.associated)]
-        count("FacesAssociated", len(newly))
-        outcome.face_count = len(current) - len(evictions) + len(newly)
-        ready_faces = [m.face_id for m in ready]
-        if not newly and activation_exists(
-            self.sfn, s.activation_state_machine_arn, user_id, ready_faces
+                str(photo["photo_id"]),
+                PhotoStatus.REJECTED,
+                from_statuses=_LIVE_PHOTO,
+                reason=Reason.REPLACED_BY_BETTER_PHOTO,
+                detail="a better-quality photo took its place (policy keep-best)",
+            ):
+                count_by_reason("PhotosRejected", Reason.REPLACED_BY_BETTER_PHOTO)
+        if stale or plan.evict:
+            self._remove_from_user(user_id, stale + plan.evict)
+            outcome.evicted = plan.evict + stale
+        return plan
+
+    def _activate(
+        self, outcome: UserOutcome, user_id: str, ready: list[AssociationMessage], *, replay: bool
+    ) -> None:
+        """Mark the user UPDATING and start its activation for the faces now associated."""
+        s = self.settings
+        face_ids = [m.face_id for m in ready]
+        outcome.execution = activation_execution_name(user_id, face_ids)
+        if replay and activation_exists(
+            self.sfn, s.activation_state_machine_arn, user_id, face_ids
         ):
             # A replay of a batch whose activation already runs or ran: it owns the user's
             # status from here (flipping it back to UPDATING could outlive the execution).
-            outcome.execution = activation_execution_name(user_id, ready_faces)
-            return outcome
+            return
+        assert outcome.face_count is not None
         self.ledger.mark_user_updating(user_id, outcome.face_count)
-        outcome.execution, started = start_activation(
+        _, started = start_activation(
             self.sfn,
             s.activation_state_machine_arn,
             user_id,
-            ready_faces,
+            face_ids,
             [m.photo_id for m in ready],
             s.activation_wait_schedule,
         )
         count("ActivationsStarted", int(started))
         logger.info(
             "faces associated; activation started",
-            extra={"face_ids": [m.face_id for m in ready], "execution": outcome.execution},
+            extra={"face_ids": face_ids, "execution": outcome.execution},
         )
-        return outcome
-
-    # ---- steps ----------------------------------------------------------------------------
 
     def _associate(
         self,
@@ -300,7 +354,6 @@ class AssociateStage:
                         Reason.LOW_MATCH_CONFIDENCE,
                         f"match confidence {confidence} below threshold "
                         f"{s.user_match_threshold}; needs review",
-                        delete_face=False,
                     )
                     to_delete.append(message.face_id)
                 else:
@@ -315,9 +368,8 @@ class AssociateStage:
         message: AssociationMessage,
         reason: str,
         detail: str,
-        *,
-        delete_face: bool = False,
     ) -> None:
+        """Record a rejection decided at association (the caller deletes the face if due)."""
         written = self.ledger.transition_photo(
             message.user_id,
             message.photo_id,
@@ -333,8 +385,6 @@ class AssociateStage:
                 "face rejected at association",
                 extra={"face_id": message.face_id, "reason": reason, "detail": detail},
             )
-        if delete_face:
-            self._delete_faces([message.face_id])
 
     def _remove_from_user(self, user_id: str, face_ids: list[str]) -> None:
         s = self.settings

@@ -24,7 +24,9 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,14 @@ def _unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
     return matrix
 
 
+def _numpy_top_k(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Row numbers of the SEARCH_TOP_K best cosines, best first (the fallback search)."""
+    scores = matrix @ query
+    k = min(SEARCH_TOP_K, scores.shape[0])
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top])]
+
+
 def _vector_index_class() -> Any:
     """helper A's VectorIndex when enroll_local/rekognition/vectors.py exists, else None."""
     try:
@@ -206,18 +216,13 @@ def bench_search(sizes: list[int], queries: int) -> None:
     for size in sizes:
         t0 = time.perf_counter()
         matrix = _unit_rows(rng, size)
+        search: Callable[[np.ndarray], object]
         if vector_index is not None:
             index = vector_index.restore(DIMENSION, [f"face-{i:07d}" for i in range(size)], matrix)
             del matrix
-
-            def search(q: np.ndarray, index=index) -> object:
-                return index.search(q, SEARCH_TOP_K)
+            search = partial(index.search, k=SEARCH_TOP_K)
         else:
-
-            def search(q: np.ndarray, matrix=matrix) -> object:
-                scores = matrix @ q
-                top = np.argpartition(-scores, SEARCH_TOP_K - 1)[:SEARCH_TOP_K]
-                return top[np.argsort(-scores[top])]
+            search = partial(_numpy_top_k, matrix)
 
         build = time.perf_counter() - t0
         search(probes[0])  # warm caches

@@ -1,0 +1,30 @@
+"""Metrics: totals in the flushed set, plus one series per rejection reason."""
+
+from __future__ import annotations
+
+import json
+
+from enrollment.observability import count, count_by_reason, metrics
+
+
+def _emf_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_rejections_are_counted_in_total_and_by_reason(capsys):
+    count("PhotosIndexed", 2)
+    count_by_reason("PhotosRejected", "NO_FACE")
+    count("Nothing", 0)  # zero counts are not emitted
+
+    [by_reason] = _emf_lines(capsys.readouterr().out)
+    directive = by_reason["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "FaceEnrollment"
+    assert ["Reason"] in directive["Dimensions"] or any(
+        "Reason" in dims for dims in directive["Dimensions"]
+    )
+    assert by_reason["Reason"] == "NO_FACE" and by_reason["PhotosRejected"] == [1.0]
+
+    metrics.flush_metrics()
+    [totals] = _emf_lines(capsys.readouterr().out)
+    assert totals["PhotosIndexed"] == [2.0] and totals["PhotosRejected"] == [1.0]
+    assert "Reason" not in totals and "Nothing" not in totals

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from enrollment.clients import client
 from enrollment.indexing import IndexOutcome, IndexStage
 from enrollment.ledger import Ledger

@@ -17,13 +17,13 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+
+from enroll_local.testing import aws_test_environment
 from enrollment.association import AssociateStage
 from enrollment.indexing import IndexStage
 from enrollment.ledger import Ledger
 from enrollment.messages import AssociationMessage
 from enrollment.settings import Settings
-
-from enroll_local.testing import aws_test_environment
 
 REGION = "us-east-1"
 BUCKET = "face-enrollment-photos"

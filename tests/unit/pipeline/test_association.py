@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from botocore.exceptions import ClientError
+
 from enrollment.keys import activation_execution_name
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+
 from enrollment.indexing import IGNORED, IndexRetryableError
 from enrollment.keys import UNROUTED_PK, photo_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote_plus
 
 import pytest
+
 from enrollment import keys
 
 

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from enrollment.ledger import Ledger, PhotoRef, PhotoStatus
 from moto import mock_aws
+
+from enrollment.ledger import Ledger, PhotoRef, PhotoStatus
 
 TABLE = "ledger"
 

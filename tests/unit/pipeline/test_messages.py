@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from enrollment.messages import AssociationMessage, MessageError, parse_s3_notification
 
+from enrollment.messages import AssociationMessage, MessageError, parse_s3_notification
 from tests.conftest import load_event
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from enrollment.settings import Settings, SettingsError, environment_fingerprint
 
 

@@ -105,6 +105,22 @@ def detection_confidence(score: float, detector: str) -> float:
     return round(100.0 / (1.0 + math.exp(-z)), 4)
 
 
+# -- Brightness ---------------------------------------------------------------------------
+# Raw measure: mean luma (BT.601, 0..1) of the face proper in the aligned chip. Reported as
+# 100 * luma ** BRIGHTNESS_GAMMA. Why not plain percent: Rekognition indexes the dim selfies of
+# its own user-vector notebook (seed_media/aws_dani, mean face luma 12-23 %) under the default
+# QualityFilter, so on a linear scale faces the service accepts would sit at the very bottom.
+# The square root spreads the dark end the way a display's gamma does: those selfies read
+# 34-48, a well-lit face (luma ~53 %, the curated set's median) 73, and the AWS workshop's
+# "very dark" example (faces_edge/dark.jpeg, 7 %) 26. Monotonic; 0 -> 0, 1 -> 100.
+BRIGHTNESS_GAMMA = 0.5
+
+
+def brightness_from_mean_luma(luma: float) -> float:
+    """Mean face luma (0..1) -> Brightness 0..100, monotonically increasing."""
+    return 100.0 * min(max(luma, 0.0), 1.0) ** BRIGHTNESS_GAMMA
+
+
 # -- Sharpness ----------------------------------------------------------------------------
 # Raw measure: variance of the 4-neighbour Laplacian of the luma in the aligned 100x100 inner
 # chip, divided by the luma variance plus SHARPNESS_CONTRAST_FLOOR (grey levels squared, so a

@@ -288,15 +288,16 @@ def chip_quality(chip: np.ndarray) -> Quality:
     """Brightness and sharpness (0..100) of the face proper inside an aligned 150 px chip.
 
     Measured on the chip rather than the raw box so that every face is judged at the same
-    scale and orientation: the descriptor sees exactly these pixels. Brightness is the mean
-    luma in percent. Sharpness is the variance of the 4-neighbour Laplacian divided by the
-    variance of the luma itself (high-frequency share of the face's contrast), so a dark but
-    focused face reads LOW_BRIGHTNESS, not LOW_SHARPNESS; calibration maps it to 0..100.
+    scale and orientation: the descriptor sees exactly these pixels. Brightness comes from the
+    mean luma, mapped by ``calibration.brightness_from_mean_luma``. Sharpness is the variance
+    of the 4-neighbour Laplacian divided by the variance of the luma itself (high-frequency
+    share of the face's contrast), so a dark but focused face reads LOW_BRIGHTNESS, not
+    LOW_SHARPNESS; calibration maps it to 0..100.
     """
     m = _CHIP_MARGIN_PX
     face = chip[m : chip.shape[0] - m, m : chip.shape[1] - m].astype(np.float32)
     luma = face @ _LUMA
-    brightness = float(luma.mean()) * 100.0 / 255.0
+    brightness = calibration.brightness_from_mean_luma(float(luma.mean()) / 255.0)
     laplacian = (
         luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4.0 * luma[1:-1, 1:-1]
     )

@@ -68,3 +68,15 @@ def test_sharpness_mapping_is_log_scaled_and_clamped() -> None:
     assert calibration.sharpness_from_laplacian_ratio(high * 10) == 100.0
     middle = calibration.sharpness_from_laplacian_ratio(float(np.sqrt(low * high)))
     assert middle == pytest.approx(50.0)
+
+
+def test_brightness_mapping_is_monotonic_and_spreads_the_dark_end() -> None:
+    lumas = [0.0, 0.07, 0.12, 0.25, 0.53, 1.0]
+    values = [calibration.brightness_from_mean_luma(v) for v in lumas]
+    assert values == sorted(values)
+    assert values[0] == 0.0 and values[-1] == pytest.approx(100.0)
+    # A dim selfie (12 % luma) reads well above 12, a well-lit face in the 70s.
+    assert 30.0 < values[2] < 40.0
+    assert 70.0 < values[4] < 75.0
+    assert calibration.brightness_from_mean_luma(-0.1) == 0.0
+    assert calibration.brightness_from_mean_luma(1.5) == pytest.approx(100.0)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from enroll_local.rekognition.engines.calibration import brightness_from_mean_luma
 from enroll_local.rekognition.engines.dlib_engine import (
     CHIP_SIZE_PX,
     chip_quality,
@@ -87,10 +88,10 @@ def _chip(values: np.ndarray) -> np.ndarray:
     return np.repeat(values[:, :, None], 3, axis=2).astype(np.uint8)
 
 
-def test_brightness_is_mean_luma_in_percent() -> None:
+def test_brightness_comes_from_the_mean_luma() -> None:
     flat = _chip(np.full((CHIP_SIZE_PX, CHIP_SIZE_PX), 51))
     quality = chip_quality(flat)
-    assert quality.brightness == pytest.approx(20.0, abs=0.01)
+    assert quality.brightness == pytest.approx(brightness_from_mean_luma(0.2), abs=0.01)
     assert quality.sharpness == 0.0  # a flat patch has no detail at all
 
 
@@ -117,7 +118,7 @@ def test_dark_but_detailed_face_reads_dark_not_blurry() -> None:
     rng = np.random.default_rng(3)
     detail = rng.integers(40, 220, size=(CHIP_SIZE_PX, CHIP_SIZE_PX)).astype(np.float64)
     bright, dark = chip_quality(_chip(detail)), chip_quality(_chip(detail / 6.0))
-    assert dark.brightness < bright.brightness / 4.0
+    assert dark.brightness < bright.brightness - 25.0
     assert dark.sharpness == pytest.approx(bright.sharpness, abs=5.0)
 
 

@@ -20,7 +20,7 @@ Pipeline per image (see docs/face-engine.md for the measured costs and rates):
 The models load lazily, once per process. The shape predictor is read-only at inference time;
 the HOG detector (its scanner holds the feature pyramid of the image being scanned) and the DNNs
 (descriptor, MMOD: per-call layer buffers) are not re-entrant, so each has its own lock (three
-concurrent detections crashed the process without them).
+concurrent detections crashed the process before HOG had one).
 """
 
 from __future__ import annotations

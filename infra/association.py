@@ -82,3 +82,5 @@ class Association(Construct):
         )
         table.grant(self.function, *LEDGER_ACTIONS)
         state_machine.grant_start_execution(self.function)
+        # A replay checks whether its batch's execution already exists before touching the user.
+        state_machine.grant_execution(self.function, "states:DescribeExecution")

@@ -92,6 +92,9 @@ class PipelineConfig:
 
     # --- face policies (defaults of the functions' settings) ---
     max_faces_per_user: int = 100
+    # IndexFaces MaxFaces: 1 means a group photo is recognised from its EXCEEDS_MAX_FACES entries
+    # and its other faces are never stored (the photo policy wants exactly one usable face).
+    index_max_faces: int = 1
     face_cap_policy: str = "reject"
     multi_face_policy: str = "reject"
     quality_filter: str = "AUTO"
@@ -171,6 +174,8 @@ class PipelineConfig:
             found.append("activation_wait_schedule_s must be non-empty whole seconds >= 0")
         elif self.activation_execution_timeout_s <= sum(self.activation_wait_schedule_s):
             found.append("activation_execution_timeout_s must exceed the wait schedule's sum")
+        if not 1 <= self.index_max_faces <= 100:
+            found.append("index_max_faces must be 1..100 (IndexFaces returns at most 100 faces)")
         if not 1 <= self.max_faces_per_user <= 100:
             found.append("max_faces_per_user must be 1..100 (Rekognition's cap)")
         if not 1 <= self.associate_max_face_ids <= 100:
@@ -251,6 +256,7 @@ class PipelineConfig:
             "ASSOCIATION_QUEUE_URL": association_queue_url,
             "ACTIVATION_STATE_MACHINE_ARN": activation_state_machine_arn,
             "MAX_FACES_PER_USER": str(self.max_faces_per_user),
+            "INDEX_MAX_FACES": str(self.index_max_faces),
             "FACE_CAP_POLICY": self.face_cap_policy,
             "MULTI_FACE_POLICY": self.multi_face_policy,
             "QUALITY_FILTER": self.quality_filter,

@@ -58,6 +58,17 @@ def suppress_known_findings(stack: FaceEnrollmentStack) -> None:
             "the S3Object with the function's credentials); keys are per user, not known upfront.",
         ),
     )
+    state_machine_ref = _logical_id(stack.activation.state_machine)
+    _acknowledge(
+        associate_faces,
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+            f"<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{state_machine_ref}"}}]}}]}}:*]',
+            "DescribeExecution on the activation state machine's executions only: their names "
+            "are derived per (user, batch) at run time, so they cannot be listed upfront.",
+        ),
+    )
     handler = stack.node.try_find_child(
         "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
     )

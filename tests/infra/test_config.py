@@ -52,6 +52,7 @@ def test_lambda_environment_carries_every_setting_of_the_contract() -> None:
     assert env["ASSOCIATION_QUEUE_URL"] == "http://localhost/queue"
     assert env["ACTIVATION_WAIT_SCHEDULE"] == "1,2,4,8,16,32,60,60,60,60"
     assert env["MAX_RECEIVE_COUNT"] == "5"
+    assert env["INDEX_MAX_FACES"] == "1"
     assert env["POWERTOOLS_SERVICE_NAME"] == "index-photo"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FaceEnrollment"
     assert all(isinstance(value, str) for value in env.values())
@@ -66,6 +67,7 @@ def test_lambda_environment_carries_every_setting_of_the_contract() -> None:
         ({"activation_execution_timeout_s": 100}, "exceed the wait schedule"),
         ({"face_cap_policy": "drop"}, "face_cap_policy"),
         ({"max_faces_per_user": 101}, "max_faces_per_user"),
+        ({"index_max_faces": 0}, "index_max_faces"),
         ({"enroll_prefix": "enroll"}, "enroll_prefix"),
     ],
 )

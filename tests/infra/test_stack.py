@@ -279,6 +279,9 @@ def test_associate_role_manages_users_of_the_collection_and_starts_activation(
     assert _is_collection_arn(rekognition["Resource"])
     start = _statement_with(statements, "states:StartExecution")
     assert start["Resource"] == {"Ref": _logical_id(template, "ActivationStateMachine")}
+    # A replay looks up its batch's execution before touching the user item.
+    describe = _statement_with(statements, "states:DescribeExecution")
+    assert "states:StartExecution" not in _actions(describe)
 
 
 def test_state_machine_role_is_search_users_update_item_and_namespaced_metrics(

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from moto.rekognition.responses import RekognitionResponse
 
 from .errors import RekognitionError, invalid_s3_object
+from .validation import OPERATIONS
 
 if TYPE_CHECKING:
     from .engines.base import FaceEngine
@@ -62,27 +63,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 #: The operations the emulator serves; every other Rekognition operation stays moto's.
-EMULATED_OPERATIONS = frozenset(
-    {
-        "CreateCollection",
-        "DeleteCollection",
-        "ListCollections",
-        "DescribeCollection",
-        "IndexFaces",
-        "ListFaces",
-        "DeleteFaces",
-        "SearchFaces",
-        "SearchFacesByImage",
-        "DetectFaces",
-        "CreateUser",
-        "DeleteUser",
-        "ListUsers",
-        "AssociateFaces",
-        "DisassociateFaces",
-        "SearchUsers",
-        "SearchUsersByImage",
-    }
-)
+EMULATED_OPERATIONS = frozenset(OPERATIONS)
 
 _TARGET_PREFIX = "RekognitionService."
 _CONTENT_TYPE = "application/x-amz-json-1.1"

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from enrollment.ledger import table_definition
 from infra.activation_definition import render_activation_definition
 from infra.config import PipelineConfig
 
@@ -103,18 +104,7 @@ def _ensure_bucket(s3: Any, bucket: str, region: str) -> None:
 
 def _ensure_table(dynamodb: Any, table: str) -> None:
     try:
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**table_definition(table))
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceInUseException":
             raise

@@ -66,6 +66,26 @@ class PhotoRef:
 _RELEASED_CONTENT = frozenset({PhotoStatus.DELETED, PhotoStatus.FAILED})
 
 
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments for the ledger: ``pk``/``sk`` strings, on-demand.
+
+    The one description of the table's keys for everything that creates it outside CloudFormation
+    (the local runner, tests); the CDK construct declares the same keys.
+    """
+    return {
+        "TableName": table_name,
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
 def utc_now_iso() -> str:
     """Current time as an ISO-8601 UTC string with milliseconds, e.g. 2026-01-02T03:04:05.678Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

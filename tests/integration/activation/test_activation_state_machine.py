@@ -20,6 +20,7 @@ import pytest
 
 from enroll_local.rekognition.errors import RekognitionError
 from enroll_local.testing import ManualClock
+from enrollment.ledger import table_definition
 from infra.activation_definition import render_activation_definition
 from infra.config import PipelineConfig
 
@@ -164,18 +165,7 @@ def activation(
     local_aws: Any, clock: ManualClock, synthetic_photo: Callable[..., bytes]
 ) -> Iterator[Activation]:
     env = Activation(emulator=local_aws, clock=clock, photo=synthetic_photo)
-    env.ddb.create_table(
-        TableName=CONFIG.ledger_table_name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    env.ddb.create_table(**table_definition(CONFIG.ledger_table_name))
     env.rekognition.create_collection(CollectionId=CONFIG.collection_id)
     env.machine_arn = env.sfn.create_state_machine(
         name=CONFIG.state_machine_name,

@@ -21,7 +21,7 @@ import pytest
 from enroll_local.testing import aws_test_environment
 from enrollment.association import AssociateStage
 from enrollment.indexing import IndexStage
-from enrollment.ledger import Ledger
+from enrollment.ledger import Ledger, table_definition
 from enrollment.messages import AssociationMessage
 from enrollment.settings import Settings
 
@@ -203,18 +203,7 @@ def pipeline() -> Iterator[Pipeline]:
         iam = boto3.client("iam", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb.create_table(**table_definition(TABLE))
         queue_url = sqs.create_queue(QueueName="face-enrollment-association")["QueueUrl"]
         rekognition.create_collection(CollectionId=COLLECTION)
         role = iam.create_role(

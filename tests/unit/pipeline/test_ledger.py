@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from enrollment.ledger import Ledger, PhotoRef, PhotoStatus
+from enrollment.ledger import Ledger, PhotoRef, PhotoStatus, table_definition
 
 TABLE = "ledger"
 
@@ -17,18 +17,7 @@ TABLE = "ledger"
 def ledger() -> Iterator[Ledger]:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb.create_table(**table_definition(TABLE))
         yield Ledger(ddb, TABLE, now=lambda: "2026-01-01T00:00:00.000Z")
 
 

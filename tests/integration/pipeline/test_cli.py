@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CHILD_TIMEOUT_SECONDS = 60
 DEMO = [sys.executable, "-m", "enroll_local.cli", "demo"]
 LOCAL = [sys.executable, "-m", "enroll_local.cli", "local"]
+AWS_CLI = [sys.executable, "-m", "awscli"]
 
 
 def _env() -> dict[str, str]:
@@ -88,11 +89,18 @@ def test_local_serves_an_endpoint_that_enrolls_an_upload_and_stops_on_ctrl_c(
         assert endpoints["api_url"] is None
         session = {"endpoint_url": endpoints["endpoint_url"], "region_name": endpoints["region"]}
 
-        # When a photo is dropped into the bucket through the endpoint
-        s3 = boto3.client("s3", **session)
-        key = f"{endpoints['prefix']}Daniel/me.jpg"
-        photo = make_synthetic_photo([{"identity": "Daniel", "variant": 0}])
-        s3.put_object(Bucket=endpoints["bucket"], Key=key, Body=photo)
+        # When a photo is dropped into the bucket with the AWS CLI, as the README shows
+        photo = tmp_path / "me.jpg"
+        photo.write_bytes(make_synthetic_photo([{"identity": "Daniel", "variant": 0}]))
+        target = f"s3://{endpoints['bucket']}/{endpoints['prefix']}Daniel/"
+        copied = subprocess.run(
+            [*AWS_CLI, "--endpoint-url", endpoints["endpoint_url"], "s3", "cp", str(photo), target],
+            env={**_env(), "AWS_DEFAULT_REGION": endpoints["region"]},
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_SECONDS,
+        )
+        assert copied.returncode == 0, copied.stdout + copied.stderr
 
         # Then the ledger records the user ACTIVE
         table = boto3.resource("dynamodb", **session).Table(endpoints["table"])

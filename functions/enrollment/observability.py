@@ -14,6 +14,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 DEFAULT_NAMESPACE = "FaceEnrollment"
 
@@ -33,6 +34,9 @@ def count_by_reason(name: str, reason: str, value: int = 1) -> None:
     if not value:
         return
     count(name, value)
+    if is_metrics_disabled():
+        # single_metric flushes on its own and ignores POWERTOOLS_METRICS_DISABLED.
+        return
     with single_metric(
         name=name,
         unit=MetricUnit.Count,

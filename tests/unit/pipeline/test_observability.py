@@ -28,3 +28,15 @@ def test_rejections_are_counted_in_total_and_by_reason(capsys):
     [totals] = _emf_lines(capsys.readouterr().out)
     assert totals["PhotosIndexed"] == [2.0] and totals["PhotosRejected"] == [1.0]
     assert "Reason" not in totals and "Nothing" not in totals
+
+
+def test_disabled_metrics_print_nothing_not_even_the_per_reason_series(capsys, monkeypatch):
+    # Given metrics switched off as the local demo does
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+    # When a rejection is counted and the set flushed
+    count_by_reason("PhotosRejected", "NO_FACE")
+    metrics.flush_metrics()
+
+    # Then no EMF line reaches stdout
+    assert _emf_lines(capsys.readouterr().out) == []

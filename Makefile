@@ -47,7 +47,8 @@ infra: $(STAMP)
 
 ## Benchmarks print their figures; they are not part of `make test`.
 bench: $(STAMP)
-	$(PY) -m tests.benchmarks.run $(BENCH_ARGS)
+	$(PY) -m tests.benchmarks.bench_engine $(BENCH_ARGS)
+	$(PY) -m tests.benchmarks.calibrate
 
 synth: $(STAMP)
 	$(PY) app.py

@@ -9,14 +9,15 @@ level     confidence  brightness  sharpness  |yaw|,       face side (px   mean o
           >=          >=          >=         |pitch| <=   at 1920 px) >=  ness+sharpness
 ========  ==========  ==========  =========  ===========  ==============  ==============
 LOW       50          10          10         75 deg       40              20
-MEDIUM    80          25          25         50 deg       50              40
+MEDIUM    80          25          25         50 deg       40              40
 HIGH      95          40          40         30 deg       80              60
 ========  ==========  ==========  =========  ===========  ==============  ==============
 
-AUTO is MEDIUM (IndexFaces' default); NONE refuses nothing. The face-side bar scales with the
-image's long side over 1920 px, as the service's "40x40 in a 1920x1080 image, proportionally
-larger for larger images" rule does. LOW_FACE_QUALITY is reported only when no single measure
-fails but their mean is below the bar: a face that is mediocre in every way.
+AUTO is MEDIUM (IndexFaces' default); NONE refuses nothing. LOW and MEDIUM take the smallest
+face the service documents it can detect (40x40 px in a 1920x1080 image). The face-side bar
+scales with the image's long side over 1920 px, as the service's "40x40 in a 1920x1080 image,
+proportionally larger for larger images" rule does. LOW_FACE_QUALITY is reported only when no
+single measure fails but their mean is below the bar: a face that is mediocre in every way.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class QualityBar:
 
 QUALITY_BARS: dict[str, QualityBar] = {
     "LOW": QualityBar(50.0, 10.0, 10.0, 75.0, 40.0, 20.0),
-    "MEDIUM": QualityBar(80.0, 25.0, 25.0, 50.0, 50.0, 40.0),
+    "MEDIUM": QualityBar(80.0, 25.0, 25.0, 50.0, 40.0, 40.0),
     "HIGH": QualityBar(95.0, 40.0, 40.0, 30.0, 80.0, 60.0),
 }
 QUALITY_BARS["AUTO"] = QUALITY_BARS["MEDIUM"]

@@ -29,6 +29,13 @@ class Reason:
     UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
 
 
+# A photo whose every face was filtered out (typically all too small) may still be a group photo:
+# "several people" is what its owner can act on, where SMALL_BOUNDING_BOX is not. Faces make a
+# group when the second largest covers at least this fraction of the largest one's area, so a
+# tiny face in the background of a dark portrait does not hide the real reason (LOW_BRIGHTNESS).
+COMPARABLE_FACE_AREA_RATIO = 0.25
+
+
 @dataclass(frozen=True)
 class AcceptedFace:
     face_id: str
@@ -67,8 +74,9 @@ def decide(index_response: dict[str, Any], multi_face_policy: str) -> PhotoDecis
     photo apart without storing faces that would have to be deleted again.
     Exactly one usable face -> accepted. Several -> rejected MULTIPLE_FACES with every indexed
     face to be deleted, or, with policy ``largest``, the largest kept (IndexFaces keeps the
-    largest when MaxFaces cuts) and the others deleted. None -> NO_FACE, or the UnindexedFaces
-    reasons when faces were found but filtered out (e.g. LOW_SHARPNESS), so the user learns why.
+    largest when MaxFaces cuts) and the others deleted. None -> NO_FACE; MULTIPLE_FACES when
+    several faces of similar size were all filtered out (a crowd of small faces); otherwise the
+    UnindexedFaces reasons (e.g. LOW_SHARPNESS), so the user learns why.
     """
     records = index_response.get("FaceRecords") or []
     unindexed = index_response.get("UnindexedFaces") or []
@@ -97,11 +105,18 @@ def decide(index_response: dict[str, Any], multi_face_policy: str) -> PhotoDecis
 
 
 def _no_face(unindexed: list[dict[str, Any]]) -> PhotoDecision:
-    reasons: list[str] = []
-    for face in unindexed:
-        for reason in face.get("Reasons") or []:
-            if reason not in reasons:
-                reasons.append(reason)
+    areas = sorted((_box_area(face.get("FaceDetail") or {}) for face in unindexed), reverse=True)
+    if len(areas) >= 2 and areas[1] > 0 and areas[1] >= COMPARABLE_FACE_AREA_RATIO * areas[0]:
+        comparable = sum(1 for area in areas if area >= COMPARABLE_FACE_AREA_RATIO * areas[0])
+        return PhotoDecision(
+            accepted=None,
+            reason=Reason.MULTIPLE_FACES,
+            detail=(
+                f"{comparable} faces of similar size found (none usable: "
+                f"{', '.join(_distinct_reasons(unindexed))}); a photo must show exactly one person"
+            ),
+        )
+    reasons = _distinct_reasons(unindexed)
     if not reasons:
         return PhotoDecision(accepted=None, reason=Reason.NO_FACE, detail="no face detected")
     # The first reason of the largest unindexed face names the problem; the detail keeps all.
@@ -112,8 +127,21 @@ def _no_face(unindexed: list[dict[str, Any]]) -> PhotoDecision:
     )
 
 
+def _distinct_reasons(unindexed: list[dict[str, Any]]) -> list[str]:
+    reasons: list[str] = []
+    for face in unindexed:
+        for reason in face.get("Reasons") or []:
+            if reason not in reasons:
+                reasons.append(reason)
+    return reasons
+
+
 def _area(record: dict[str, Any]) -> float:
-    box = (record.get("Face") or {}).get("BoundingBox") or {}
+    return _box_area(record.get("Face") or {})
+
+
+def _box_area(holder: dict[str, Any]) -> float:
+    box = holder.get("BoundingBox") or {}
     return float(box.get("Width", 0.0)) * float(box.get("Height", 0.0))
 
 

@@ -79,3 +79,33 @@ def test_quality_is_the_weaker_attribute_clamped():
     assert face_quality({"Quality": {"Brightness": 30.0, "Sharpness": 160.0}}) == 30.0
     assert face_quality({"Quality": {"Brightness": 100.0, "Sharpness": 160.0}}) == 100.0
     assert face_quality({}) == 0.0
+
+
+def _sized(width, height, *reasons):
+    return {
+        "Reasons": list(reasons),
+        "FaceDetail": {"BoundingBox": {"Width": width, "Height": height, "Left": 0, "Top": 0}},
+    }
+
+
+def test_a_crowd_of_faces_all_too_small_is_a_group_photo():
+    # Given a group photo whose seven faces were all filtered out for their size
+    response = {"UnindexedFaces": [_sized(0.05, 0.07, "SMALL_BOUNDING_BOX") for _ in range(7)]}
+
+    # Then the owner hears "several people", with the filter reasons kept in the detail
+    d = decide(response, "reject")
+    assert d.accepted is None and d.reason == "MULTIPLE_FACES"
+    assert "7 faces" in (d.detail or "") and "SMALL_BOUNDING_BOX" in (d.detail or "")
+
+
+def test_a_tiny_background_face_does_not_hide_the_real_reason():
+    # Given a dark portrait and a far smaller face in the background, both filtered out
+    response = {
+        "UnindexedFaces": [
+            _sized(0.4, 0.5, "LOW_BRIGHTNESS"),
+            _sized(0.04, 0.05, "SMALL_BOUNDING_BOX"),
+        ]
+    }
+
+    # Then the reason is the portrait's own
+    assert decide(response, "reject").reason == "LOW_BRIGHTNESS"

@@ -91,10 +91,13 @@ class AssociateStage:
                     )
                 else:
                     logger.exception("unexpected error associating faces")
+                last: list[AssociationMessage] = []
                 for message_id, message in user_messages.items():
                     failures[message_id] = error
                     if (receive_counts or {}).get(message_id, 1) >= self.settings.max_receive_count:
-                        self._record_failure(message, error)
+                        last.append(message)
+                if last:
+                    self._record_failures(last, error)
             finally:
                 logger.remove_keys(["user_id"])
         return outcomes, failures
@@ -407,25 +410,57 @@ class AssociateStage:
             # ASSOCIATED_TO_AN_EXISTING_USER: someone owns the face; keeping it is correct.
             logger.warning("faces kept in the collection", extra={"failures": failures})
 
-    def _record_failure(self, message: AssociationMessage, error: BaseException) -> None:
+    def _record_failures(self, messages: list[AssociationMessage], error: BaseException) -> None:
+        """Last delivery: every photo still waiting on this stage ends FAILED, leaving no orphan.
+
+        INDEXED photos never got their face associated: the face is deleted (best effort;
+        DeleteFaces refuses a face that did get associated, which is then owned, not orphaned).
+        ASSOCIATED photos got their face associated but no activation was started for them
+        (the error came after the association): nothing else would ever settle them.
+        """
+        unowned: list[str] = []
+        for message in messages:
+            if self._record_failure(message, error, PhotoStatus.INDEXED, "association"):
+                unowned.append(message.face_id)
+            else:
+                self._record_failure(
+                    message,
+                    error,
+                    PhotoStatus.ASSOCIATED,
+                    "face associated, activation not started",
+                )
+        if unowned:
+            try:
+                self._delete_faces(unowned)
+            except (ClientError, BotoCoreError) as delete_error:
+                logger.error(
+                    "could not delete the faces of failed photos",
+                    extra={"face_ids": unowned, "error": rk.describe_error(delete_error)},
+                )
+
+    def _record_failure(
+        self, message: AssociationMessage, error: BaseException, from_status: str, stage: str
+    ) -> bool:
+        """Move the photo from ``from_status`` to FAILED; True when written."""
         reason = rk.failure_reason(error)
         try:
             written = self.ledger.transition_photo(
                 message.user_id,
                 message.photo_id,
                 PhotoStatus.FAILED,
-                from_statuses={PhotoStatus.INDEXED},
+                from_statuses={from_status},
                 reason=reason,
-                detail=f"association: {rk.describe_error(error)} (last delivery; sent to DLQ)",
+                detail=f"{stage}: {rk.describe_error(error)} (last delivery; sent to DLQ)",
             )
         except (ClientError, BotoCoreError) as ledger_error:
             logger.error(
                 "could not record FAILED; the DLQ message is the only trace",
                 extra={"photo_id": message.photo_id, "error": rk.describe_error(ledger_error)},
             )
-            return
+            return False
         if written:
             count_by_reason("PhotosFailed", reason)
+        return written
 
 
 def _num(value: Any) -> float | None:

@@ -272,3 +272,46 @@ class _Wrap:
 
     def __getattr__(self, name):
         return self._overrides.get(name) or getattr(self._real, name)
+
+
+def _client_error(code: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+
+def test_last_delivery_failure_leaves_no_orphan_face(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+
+    def throttled(**kwargs):
+        raise _client_error("ThrottlingException", "AssociateFaces")
+
+    stage = pipeline.associate_stage()
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=throttled)
+    last = {mid: pipeline.settings.max_receive_count for mid in messages}
+    _, failures = stage.handle_batch(messages, last)
+
+    assert set(failures) == set(messages)
+    item = pipeline.photo("alice", message.key)
+    assert (item["status"], item["reason"]) == ("FAILED", "THROTTLED")
+    # The face was never associated: left in the collection it would belong to nobody.
+    assert message.face_id not in pipeline.collection_face_ids()
+
+
+def test_last_delivery_failure_after_association_still_ends_the_photo(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+
+    def sfn_throttled(**kwargs):
+        raise _client_error("ThrottlingException", "StartExecution")
+
+    stage = pipeline.associate_stage()
+    stage.sfn = _Wrap(pipeline.sfn, start_execution=sfn_throttled)
+    last = {mid: pipeline.settings.max_receive_count for mid in messages}
+    _, failures = stage.handle_batch(messages, last)
+
+    assert set(failures) == set(messages)
+    assert pipeline.executions() == []
+    # No activation will ever settle this photo: it must not stay ASSOCIATED forever.
+    item = pipeline.photo("alice", message.key)
+    assert (item["status"], item["reason"]) == ("FAILED", "THROTTLED")
+    assert "activation" in item["detail"]

@@ -256,9 +256,10 @@ class IndexStage:
             f"{self.settings.max_receive_count}; message moves to the DLQ)"
         )
         try:
+            existing = self.ledger.get_photo(user_id, photo.photo_id) if user_id else None
             # INDEXED is replaceable too: an INDEXED photo whose message could not be sent
             # would otherwise wait forever for an association that never comes.
-            self.ledger.record_photo(
+            written = self.ledger.record_photo(
                 photo,
                 PhotoStatus.FAILED,
                 reason=reason,
@@ -270,6 +271,18 @@ class IndexStage:
                 "could not record FAILED; the DLQ message is the only trace",
                 extra={"object_key": obj.key, "error": rk.describe_error(ledger_error)},
             )
+            existing, written = None, False
+        face_id = (existing or {}).get("face_id")
+        if written and face_id and (existing or {}).get("status") == PhotoStatus.INDEXED:
+            # Its face would be an orphan: no association will ever claim it (DeleteFaces
+            # refuses it if an earlier message did get it associated: owned, not orphaned).
+            try:
+                self._delete_faces([str(face_id)])
+            except (ClientError, BotoCoreError) as delete_error:
+                logger.error(
+                    "could not delete the face of a failed photo",
+                    extra={"face_id": face_id, "error": rk.describe_error(delete_error)},
+                )
         count_by_reason("PhotosFailed", reason)
         logger.error("photo failed after its last delivery", extra={"object_key": obj.key})
         return IndexOutcome(

@@ -234,3 +234,36 @@ def test_last_delivery_records_failed_and_a_redrive_recovers(pipeline, photo):
     # Redriven from the DLQ once Rekognition is healthy: FAILED is not final for the index step.
     [outcome] = pipeline.index_stage().handle_notification(body)
     assert outcome.status == "INDEXED"
+
+
+class _SendFails:
+    def __init__(self, real):
+        self._real = real
+
+    def send_message(self, **kwargs):
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "x"}}, "SendMessage")
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_last_delivery_after_indexing_leaves_no_orphan_face(pipeline, photo):
+    stage = pipeline.index_stage()
+    stage.sqs = _SendFails(pipeline.sqs)
+    body = pipeline.upload("enroll/alice/a.jpg", photo("alice"))
+    with pytest.raises(IndexRetryableError):
+        stage.handle_notification(body, receive_count=1)
+    face_id = pipeline.photo("alice", "enroll/alice/a.jpg")["face_id"]
+    assert face_id in pipeline.collection_face_ids()
+
+    with pytest.raises(IndexRetryableError):
+        stage.handle_notification(body, receive_count=pipeline.settings.max_receive_count)
+
+    item = pipeline.photo("alice", "enroll/alice/a.jpg")
+    assert (item["status"], item["reason"]) == ("FAILED", "SERVICE_ERROR")
+    # No association message ever left: nothing would associate or delete the face later.
+    assert pipeline.collection_face_ids() == set()
+    # A redrive from the DLQ still reaches a real outcome.
+    [outcome] = pipeline.index_stage().handle_notification(body)
+    assert outcome.status == "INDEXED"
+    assert pipeline.collection_face_ids() == {outcome.face_id}

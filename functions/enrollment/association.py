@@ -228,8 +228,10 @@ class AssociateStage:
             if status in (PhotoStatus.REJECTED, PhotoStatus.DELETED):
                 stale.append(face_id)
             else:
-                # Unknown quality (no ledger photo) is never evicted by keep-best.
-                quality = _num(photo.get("quality")) if photo else None
+                # Unknown quality is never evicted by keep-best: no ledger photo, or a photo
+                # still INDEXED (its association, interrupted before the ledger write, is being
+                # completed by this very batch; evicting it would leave it ASSOCIATED faceless).
+                quality = _num(photo.get("quality")) if photo and status in _LIVE_PHOTO else None
                 current.append(capacity.Candidate(face_id=face_id, quality=quality))
         return current, stale
 

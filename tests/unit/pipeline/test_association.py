@@ -315,3 +315,33 @@ def test_last_delivery_failure_after_association_still_ends_the_photo(pipeline, 
     item = pipeline.photo("alice", message.key)
     assert (item["status"], item["reason"]) == ("FAILED", "THROTTLED")
     assert "activation" in item["detail"]
+
+
+def test_keep_best_never_evicts_a_face_whose_association_is_being_completed(pipeline, photo):
+    stage = pipeline.associate_stage(max_faces_per_user=2, face_cap_policy="keep-best")
+    stage.handle_batch(
+        _index(pipeline, photo, {"enroll/alice/ok.jpg": photo("alice", 1, sharpness=60.0)})
+    )
+    # A first run associated this weak face in Rekognition, then died before the ledger write.
+    weak = _index(pipeline, photo, {"enroll/alice/weak.jpg": photo("alice", 2, sharpness=30.0)})
+    [weak_message] = weak.values()
+    pipeline.rekognition.associate_faces(
+        CollectionId="face-enrollment", UserId="alice", FaceIds=[weak_message.face_id]
+    )
+    best = _index(pipeline, photo, {"enroll/alice/best.jpg": photo("alice", 3, sharpness=95.0)})
+
+    _, failures = stage.handle_batch({**weak, **best})  # the replay meets a better face
+
+    assert failures == {}
+    weak_photo = pipeline.photo("alice", "enroll/alice/weak.jpg")
+    # Whatever its photo's outcome, the ledger and the collection must agree.
+    if weak_photo["status"] == "ASSOCIATED":
+        assert weak_message.face_id in pipeline.user_face_ids("alice")
+    else:
+        assert weak_photo["status"] == "REJECTED"
+        assert weak_message.face_id not in pipeline.collection_face_ids()
+    assert len(pipeline.user_face_ids("alice")) <= 2
+    for key in ("enroll/alice/ok.jpg", "enroll/alice/best.jpg"):
+        item = pipeline.photo("alice", key)
+        if item["status"] == "ASSOCIATED":
+            assert item["face_id"] in pipeline.user_face_ids("alice")

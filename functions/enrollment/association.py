@@ -331,7 +331,12 @@ class AssociateStage:
                 user_id,
                 face_ids,
                 threshold=s.user_match_threshold,
-                token=keys.associate_token(user_id, face_ids),
+                token=keys.associate_token(
+                    user_id,
+                    face_ids,
+                    collection_id=s.collection_id,
+                    threshold=s.user_match_threshold,
+                ),
             )
             failed = {f["FaceId"]: f for f in response.get("UnsuccessfulFaceAssociations") or []}
             to_delete: list[str] = []
@@ -401,7 +406,7 @@ class AssociateStage:
                 s.collection_id,
                 user_id,
                 chunk,
-                token=keys.disassociate_token(user_id, chunk),
+                token=keys.disassociate_token(user_id, chunk, collection_id=s.collection_id),
             )
         self._delete_faces(ordered)
 

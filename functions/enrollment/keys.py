@@ -105,14 +105,23 @@ def create_user_token(user_id: str, user_created_at: str) -> str:
     return _token("CreateUser", user_id, user_created_at)
 
 
-def associate_token(user_id: str, face_ids: list[str]) -> str:
-    """ClientRequestToken for one AssociateFaces call: sha256(user + sorted face ids)[:64]."""
-    return _token(user_id, ",".join(sorted(face_ids)))
+def associate_token(
+    user_id: str, face_ids: list[str], *, collection_id: str, threshold: float
+) -> str:
+    """ClientRequestToken for one AssociateFaces call: sha256 over every parameter, [:64].
+
+    Every request parameter is part of it (not only user and sorted face ids): a token reused
+    with another UserMatchThreshold (the setting changed between two deliveries) or collection
+    is IdempotentParameterMismatchException, which no retry can cure.
+    """
+    return _token(
+        "AssociateFaces", collection_id, user_id, ",".join(sorted(face_ids)), repr(float(threshold))
+    )
 
 
-def disassociate_token(user_id: str, face_ids: list[str]) -> str:
-    """ClientRequestToken for one DisassociateFaces call."""
-    return _token("DisassociateFaces", user_id, ",".join(sorted(face_ids)))
+def disassociate_token(user_id: str, face_ids: list[str], *, collection_id: str) -> str:
+    """ClientRequestToken for one DisassociateFaces call (over every request parameter)."""
+    return _token("DisassociateFaces", collection_id, user_id, ",".join(sorted(face_ids)))
 
 
 def activation_execution_name(user_id: str, face_ids: list[str]) -> str:

@@ -345,3 +345,30 @@ def test_keep_best_never_evicts_a_face_whose_association_is_being_completed(pipe
         item = pipeline.photo("alice", key)
         if item["status"] == "ASSOCIATED":
             assert item["face_id"] in pipeline.user_face_ids("alice")
+
+
+def test_associate_token_is_never_reused_with_other_parameters(pipeline, photo):
+    from enrollment import keys
+
+    pipeline.associate_stage().handle_batch(
+        _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    )
+    intruder = _index(pipeline, photo, {"enroll/alice/bob.jpg": photo("bob", 1)})
+    [message] = intruder.values()
+    # An earlier delivery, run with another UserMatchThreshold setting (a deployment happened
+    # in between), got its answer and died before the ledger write.
+    earlier = pipeline.rekognition.associate_faces(
+        CollectionId="face-enrollment",
+        UserId="alice",
+        FaceIds=[message.face_id],
+        UserMatchThreshold=75,
+        ClientRequestToken=keys.associate_token(
+            "alice", [message.face_id], collection_id="face-enrollment", threshold=75
+        ),
+    )
+    assert earlier["UnsuccessfulFaceAssociations"]
+
+    outcomes, failures = pipeline.associate_stage(user_match_threshold=80.0).handle_batch(intruder)
+
+    assert failures == {}  # not IdempotentParameterMismatchException, retried until FAILED
+    assert outcomes[0].rejected == {message.face_id: "LOW_MATCH_CONFIDENCE"}

@@ -66,12 +66,16 @@ def test_ledger_keys():
 
 
 def test_tokens_are_deterministic_order_free_and_valid():
-    t = keys.associate_token("alice", ["f2", "f1"])
-    assert t == keys.associate_token("alice", ["f1", "f2"])
-    assert t != keys.associate_token("bob", ["f1", "f2"])
+    params = {"collection_id": "c", "threshold": 75.0}
+    t = keys.associate_token("alice", ["f2", "f1"], **params)
+    assert t == keys.associate_token("alice", ["f1", "f2"], collection_id="c", threshold=75)
+    assert t != keys.associate_token("bob", ["f1", "f2"], **params)
+    # Another parameter value must never reuse the token (IdempotentParameterMismatch).
+    assert t != keys.associate_token("alice", ["f1", "f2"], collection_id="c", threshold=80.0)
+    assert t != keys.associate_token("alice", ["f1", "f2"], collection_id="d", threshold=75.0)
     assert len(t) == 64 and t.isalnum()
     assert keys.create_user_token("alice", "t1") != keys.create_user_token("alice", "t2")
-    assert keys.disassociate_token("alice", ["f1"]) != keys.associate_token("alice", ["f1"])
+    assert keys.disassociate_token("alice", ["f1"], collection_id="c") != t
 
 
 def test_execution_name_follows_the_contract():

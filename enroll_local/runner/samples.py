@@ -17,9 +17,6 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance
 
-#: The image extensions ``--photos DIR`` uploads (others are uploaded too when asked: the
-#: pipeline must reject them with a reason, not the demo skip them silently).
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
 #: JPEG quality of the generated variants (percent).
 JPEG_QUALITY = 92
 
@@ -109,10 +106,15 @@ def samples_from_dir(root: Path) -> list[SamplePhoto]:
     return photos
 
 
-def probe_from_dir(root: Path) -> bytes | None:
-    """The first photo of the first user: a search probe for ``--photos DIR`` (already enrolled,
-    so the top match should be that user)."""
-    for photo in samples_from_dir(root):
-        if photo.filename.lower().endswith(PHOTO_SUFFIXES):
-            return photo.data
+def probe_from_uploads(
+    photos: list[SamplePhoto], active_keys: set[str], prefix: str
+) -> SamplePhoto | None:
+    """For ``--photos DIR``: the first uploaded photo the pipeline made ACTIVE, as a search probe
+    (already enrolled, so its user should come first); None when no photo became ACTIVE.
+
+    Picking from the ACTIVE ones keeps the search meaningful: the first file of a folder may be
+    a non-image or a photo without a usable face, which SearchUsersByImage cannot use."""
+    for photo in photos:
+        if photo.key(prefix) in active_keys:
+            return photo
     return None

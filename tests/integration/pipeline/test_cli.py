@@ -37,7 +37,8 @@ def test_demo_with_a_photo_folder_enrolls_every_user(tmp_path: Path) -> None:
         for i in range(2):
             photo = make_synthetic_photo([{"identity": user, "variant": i}], seed=i)
             (tmp_path / user / f"{i}.jpg").write_bytes(photo)
-    (tmp_path / "Ada" / "readme.jpg").write_text("not a photo")
+    # (sorted first, so a naive search probe would pick it)
+    (tmp_path / "Ada" / "0-readme.jpg").write_text("not a photo")
 
     # When the demo runs on it
     done = subprocess.run(
@@ -51,7 +52,12 @@ def test_demo_with_a_photo_folder_enrolls_every_user(tmp_path: Path) -> None:
     # Then it exits 0 and its report shows both users ACTIVE and the rejected file with a reason
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All 2 demo user(s) ACTIVE." in done.stdout
-    assert "enroll/Ada/readme.jpg" in done.stdout and "INVALID_IMAGE_FORMAT" in done.stdout
+    assert "enroll/Ada/0-readme.jpg" in done.stdout and "INVALID_IMAGE_FORMAT" in done.stdout
+    # And the search by image says truthfully which photo it used: an enrolled one, whose user
+    # comes first
+    search = done.stdout.split("Search by image", 1)[1].splitlines()
+    assert "enroll/Ada/0.jpg" in search[0] and "uploaded" in search[0]
+    assert search[1].split()[0] == "Ada", done.stdout
 
 
 def test_demo_with_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:

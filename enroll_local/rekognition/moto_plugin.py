@@ -130,6 +130,7 @@ def local_rekognition(
         yield emulator
     finally:
         uninstall()
+        emulator.flush()  # debounced saves: leave data_dir complete for the next emulator
 
 
 def build_emulator(

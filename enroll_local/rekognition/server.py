@@ -42,6 +42,8 @@ def local_endpoint(
 ) -> Iterator[str]:
     """Serve moto + ``emulator`` on ``host:port`` until the block ends; yield the endpoint URL.
 
+    On exit the emulator's pending state is written to its ``data_dir`` (if it has one).
+
     ``execute_state_machines`` makes moto's Step Functions run definitions for real (default
     off in moto). ``MOTO_PORT`` is set for the block because moto's Step Functions reaches the
     services of an ``aws-sdk:*`` task at ``localhost:$MOTO_PORT`` when it runs as a server.
@@ -66,6 +68,10 @@ def local_endpoint(
         else:
             os.environ["MOTO_PORT"] = previous_port
         uninstall()
+        # Saves are debounced: without this the last changes would wait for a timer or for
+        # interpreter exit, and a stack restarted in this process would load a stale data_dir
+        # (which the old timer could later overwrite with the old emulator's state).
+        emulator.flush()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -174,6 +174,21 @@ def test_uninstall_restores_moto_exactly(synthetic_photo: Any) -> None:
             client.create_collection(CollectionId="served")
 
 
+def test_leaving_local_rekognition_saves_the_debounced_state(tmp_path: Any) -> None:
+    client = boto3.client("rekognition", region_name=REGION)
+    debounce = {"persist_interval_seconds": 3600.0}  # no timer save during the test
+    with (
+        mock_aws(),
+        moto_plugin.local_rekognition("synthetic", data_dir=tmp_path, **debounce),
+    ):
+        client.create_collection(CollectionId="kept")  # the first change is saved at once
+        client.create_user(CollectionId="kept", UserId="alice")  # this one is debounced
+
+    restarted = moto_plugin.build_emulator("synthetic", data_dir=tmp_path)
+    users = restarted.dispatch("ListUsers", {"CollectionId": "kept"})["Users"]
+    assert users == [{"UserId": "alice", "UserStatus": "CREATED"}]
+
+
 def test_local_rekognition_rejects_unknown_settings() -> None:
     with (
         pytest.raises(TypeError, match="update_dealy_seconds"),

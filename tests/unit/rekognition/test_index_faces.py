@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from enroll_local.rekognition.errors import RekognitionError
-from enroll_local.rekognition.images import MAX_BYTES_INLINE
+from enroll_local.rekognition.images import MAX_BYTES_INLINE, MAX_BYTES_S3
 
 from .conftest import COLLECTION, photo
 
@@ -186,6 +186,26 @@ def test_s3_image_is_read_through_the_reader(make_emulator):
             {"CollectionId": COLLECTION, "Image": {"S3Object": {"Bucket": "photos", "Name": "x"}}},
         )
     assert err.value.code == "InvalidS3ObjectException"
+
+
+def test_s3_images_may_be_up_to_15_mb_where_bytes_stop_at_5(make_emulator):
+    # A real 6 MB PNG: too large as Image.Bytes, fine as an S3 object.
+    big = photo({"identity": "alice"}, fmt="PNG", size=(1700, 1700))
+    assert MAX_BYTES_INLINE < len(big) <= MAX_BYTES_S3
+    huge = b"\xff\xd8\xff" + b"0" * MAX_BYTES_S3
+    objects = {"big.png": big, "huge.jpg": huge}
+    em = make_emulator(s3_reader=lambda bucket, key, version: objects[key])
+    em.dispatch("CreateCollection", {"CollectionId": COLLECTION})
+
+    def s3(key):
+        return {"S3Object": {"Bucket": "photos", "Name": key}}
+
+    out = em.dispatch("IndexFaces", {"CollectionId": COLLECTION, "Image": s3("big.png")})
+    assert len(out["FaceRecords"]) == 1
+    for image in ({"Bytes": big}, s3("huge.jpg")):
+        with pytest.raises(RekognitionError) as err:
+            em.dispatch("DetectFaces", {"Image": image})
+        assert err.value.code == "ImageTooLargeException"
 
 
 def test_s3_image_without_reader_is_invalid_s3_object(emulator):

@@ -221,6 +221,20 @@ def test_list_users_pages_in_a_stable_order_not_sorted_by_user_id(emulator):
     assert whole == listed
 
 
+def test_list_users_answers_at_most_500_a_page(emulator):
+    for i in range(501):
+        emulator.dispatch("CreateUser", {**C, "UserId": f"u{i}"})
+    first = emulator.dispatch("ListUsers", C)
+    assert len(first["Users"]) == 500
+    rest = emulator.dispatch("ListUsers", {**C, "NextToken": first["NextToken"]})
+    assert len(rest["Users"]) == 1 and "NextToken" not in rest
+    listed = {u["UserId"] for u in first["Users"] + rest["Users"]}
+    assert listed == {f"u{i}" for i in range(501)}
+    with pytest.raises(RekognitionError) as err:
+        emulator.dispatch("ListUsers", {**C, "MaxResults": 501})
+    assert err.value.code == "InvalidParameterException"
+
+
 def test_list_faces_filters_by_user_and_pages(emulator):
     emulator.dispatch("CreateUser", {**C, "UserId": "alice"})
     mine = [index(emulator, "alice", v) for v in range(5)]

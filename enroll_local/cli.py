@@ -66,8 +66,14 @@ def _run_local(args: argparse.Namespace) -> int:
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stopped.set()
+        # A second Ctrl-C during the shutdown interrupts it, as usual.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    # Installed for SIGINT too: a background job started by a non-interactive shell
+    # (`enroll local &` in a script) inherits SIGINT ignored, and Ctrl-C / `kill -INT` must
+    # stop it all the same.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     print(f"Starting the local stack (engine: {args.engine}) ...", flush=True)
     with LocalStack(settings) as stack:
         assert stack.endpoints is not None
@@ -85,10 +91,7 @@ def _run_local(args: argparse.Namespace) -> int:
             "Ctrl-C stops.",
             flush=True,
         )
-        try:
-            while not stopped.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stopped.wait(0.5):
             pass
         print("Stopping ...", flush=True)
     return 0

@@ -127,3 +127,38 @@ def test_local_serves_an_endpoint_that_enrolls_an_upload_and_stops_on_ctrl_c(
         finally:
             log.close()
     assert child.returncode == 0, (tmp_path / "local.log").read_text()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_local_started_in_the_background_still_stops_on_sigint(tmp_path: Path) -> None:
+    # Given `enroll local &` from a script: a non-interactive shell starts background jobs with
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt
+    log = (tmp_path / "local.log").open("w")
+    child = subprocess.Popen(
+        [*LOCAL, "--engine", "synthetic", "--data-dir", str(tmp_path)],
+        env=_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_ignore_sigint,
+    )
+    try:
+        deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
+        while not (tmp_path / "endpoints.json").exists():
+            assert child.poll() is None, (tmp_path / "local.log").read_text()
+            assert time.monotonic() < deadline, "endpoints.json never appeared"
+            time.sleep(0.2)
+
+        # When it gets SIGINT (`kill -INT`), Then it stops cleanly all the same
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("enroll local ignored SIGINT")
+    finally:
+        if child.poll() is None:
+            child.kill()
+        log.close()
+    assert child.returncode == 0, (tmp_path / "local.log").read_text()

@@ -10,6 +10,7 @@ Value '...' at 'collectionId' failed to satisfy constraint: ..."), so a caller c
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from typing import Any
@@ -155,7 +156,9 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
         _check_range(value, meta, path, errors)
         return
     if kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        # NaN compares false with every bound, so it would slip through the range check (and a
+        # NaN threshold silently matches nothing); Python's json reads it from "NaN".
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             errors.append(
                 f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: "
                 "Member must be a number"

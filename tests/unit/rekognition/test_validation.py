@@ -70,6 +70,18 @@ def test_numeric_range_is_enforced(emulator):
     assert "less than or equal to 100" in err.message
 
 
+def test_nan_threshold_is_refused_not_a_silent_empty_search(emulator):
+    # botocore serialises float("nan") as NaN and Python's json reads it back.
+    face = "00000000-0000-0000-0000-000000000000"
+    err = _code(
+        emulator,
+        "SearchFaces",
+        {"CollectionId": COLLECTION, "FaceId": face, "FaceMatchThreshold": float("nan")},
+    )
+    assert err.code == "InvalidParameterException"
+    assert "faceMatchThreshold" in err.message
+
+
 def test_more_than_100_face_ids_per_associate_call_are_refused(emulator):
     ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(101)]
     err = _code(

@@ -55,6 +55,11 @@ def test_seed_changes_bytes_not_faces():
     a = make_synthetic_photo([{"identity": "a"}], seed=1)
     b = make_synthetic_photo([{"identity": "a"}], seed=2)
     assert a != b
+    engine = SyntheticEngine()
+    (face_a,) = engine.detect(decode_image(a))
+    (face_b,) = engine.detect(decode_image(b))
+    assert face_a.bounding_box == face_b.bounding_box
+    np.testing.assert_array_equal(face_a.descriptor, face_b.descriptor)
 
 
 def test_image_without_spec_has_no_faces():

@@ -8,6 +8,9 @@ one) sees every call the old one answered.
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +28,11 @@ PHOTOS_PER_IDENTITY = 5
 DELIVERIES_PER_PHOTO = 2  # every photo is indexed twice, concurrently, as a redelivery would
 THREADS = 8
 LONG_DEBOUNCE_SECONDS = 3600.0  # no timer save can happen during the test
+# Any SigV4-looking header: moto reads the region and account from it, never checks it.
+UNSIGNED_AUTH = (
+    "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/rekognition/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
 
 
 def _client(url: str) -> Any:
@@ -101,3 +109,32 @@ def test_stopping_the_endpoint_saves_what_is_still_debounced(
     assert users == [{"UserId": "alice", "UserStatus": "CREATED"}]
     faces = restarted.dispatch("ListFaces", {"CollectionId": COLLECTION})["Faces"]
     assert [f["FaceId"] for f in faces] == [face_id]
+
+
+def test_a_constraint_violation_is_answered_in_the_service_json_error_shape() -> None:
+    # Given a request botocore would let through (it checks no pattern), sent raw
+    emulator = build_emulator("synthetic")
+    with local_endpoint(emulator) as url:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"CollectionId": "has space"}).encode(),
+            headers={
+                "X-Amz-Target": "RekognitionService.CreateCollection",
+                "Content-Type": "application/x-amz-json-1.1",
+                "Authorization": UNSIGNED_AUTH,
+            },
+        )
+        # When it reaches the endpoint
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("an invalid CollectionId was accepted")
+        except urllib.error.HTTPError as answer:
+            status, headers, body = answer.code, answer.headers, json.loads(answer.read())
+
+    # Then the answer is Rekognition's JSON 1.1 error: 400, __type/Code/Message/Logref, request id
+    assert status == 400
+    assert headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert headers["x-amzn-RequestId"]
+    assert set(body) == {"__type", "Code", "Message", "Logref"}
+    assert body["__type"] == body["Code"] == "InvalidParameterException"
+    assert "collectionId" in body["Message"] and "regular expression" in body["Message"]

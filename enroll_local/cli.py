@@ -57,7 +57,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from enroll_local.runner.stack import LocalSettings, LocalStack
+    from enroll_local.runner.stack import (
+        LocalSettings,
+        LocalStack,
+        PortInUseError,
+        ensure_port_free,
+    )
+
+    try:
+        ensure_port_free(LocalSettings.host, args.port)
+    except PortInUseError as error:
+        print(
+            f"enroll local: {error.strerror}; pick another --port (0 = any free port)",
+            file=sys.stderr,
+        )
+        return 2
 
     settings = LocalSettings(
         port=args.port, engine=args.engine, data_dir=args.data_dir, region=args.region

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -73,6 +74,29 @@ class LocalSettings:
     record_deliveries: bool = False
 
 
+class PortInUseError(OSError):
+    """The requested endpoint port is taken by another program."""
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise PortInUseError when ``host:port`` cannot be bound (port 0 always can).
+
+    moto's threaded server exits its thread on a taken port and leaves the caller waiting
+    forever, so the runner checks first. SO_REUSEADDR as the server sets it: a port left in
+    TIME_WAIT by a stack that just stopped is free to reuse.
+    """
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUseError(
+                error.errno, f"port {port} on {host} is in use ({error.strerror})"
+            ) from error
+
+
 class LocalStack:
     """The whole pipeline on one local endpoint; use as a context manager."""
 
@@ -101,6 +125,7 @@ class LocalStack:
         """Serve the endpoint, create the resources, start the pollers; return the endpoints."""
         # One line per HTTP request drowns everything else; the runner reports what matters.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        ensure_port_free(self.settings.host, self.settings.port)
         try:
             self.emulator = self._make_emulator(self.settings.engine, self.settings.emulator_config)
             url = self._exit.enter_context(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,3 +163,27 @@ def test_local_started_in_the_background_still_stops_on_sigint(tmp_path: Path) -
             child.kill()
         log.close()
     assert child.returncode == 0, (tmp_path / "local.log").read_text()
+
+
+def test_local_on_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    # Given a port another program listens on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # When `enroll local` is asked to serve on it
+        try:
+            done = subprocess.run(
+                [*LOCAL, "--engine", "synthetic", "--port", str(port)],
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"enroll local hung on port {port}, which is in use")
+
+    # Then it exits at once with a message that says what to do
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"port {port}" in done.stderr and "--port" in done.stderr

@@ -201,10 +201,10 @@ class QueuePoller:
     def poll_once(self, idle_wait_seconds: int | None = None) -> BatchResult:
         """Gather one batch, invoke the handler once, settle the messages."""
         wait = self._idle_wait_seconds if idle_wait_seconds is None else idle_wait_seconds
-        messages = self._gather_batch(wait)
-        if not messages:
-            return BatchResult()
         try:
+            messages = self._gather_batch(wait)
+            if not messages:
+                return BatchResult()
             return self._invoke(messages)
         finally:
             self._busy.clear()
@@ -233,7 +233,19 @@ class QueuePoller:
                 if remaining <= 0:
                     break
                 # Short polls while the window is open: SQS long polling has a 1 s grain.
-                received = self._receive(wanted, 0)
+                try:
+                    received = self._receive(wanted, 0)
+                except Exception:
+                    # Invoke with what was gathered rather than strand it in flight until
+                    # its visibility timeout ends (and count a receive for nothing).
+                    log.warning(
+                        "poller %s: receive failed inside the batching window; invoking with "
+                        "the %d record(s) gathered",
+                        mapping.function_name,
+                        len(batch),
+                        exc_info=True,
+                    )
+                    break
                 if not received:
                     time.sleep(min(remaining, 0.1))
                     continue

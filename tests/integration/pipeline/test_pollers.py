@@ -235,3 +235,41 @@ def test_record_defaults_when_sqs_omits_attributes() -> None:
     )
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     assert record["messageAttributes"] == {}
+
+
+class FlakyReceives:
+    """Wraps a client: every ReceiveMessage after the first ``healthy`` ones raises."""
+
+    def __init__(self, sqs: Any, healthy: int) -> None:
+        self._sqs = sqs
+        self._healthy = healthy
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        if self._healthy <= 0:
+            raise ConnectionError("endpoint went away")
+        self._healthy -= 1
+        return self._sqs.receive_message(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+
+def test_a_receive_error_inside_the_batching_window_still_invokes_with_the_batch(sqs: Any) -> None:
+    # Given a poller with a batching window whose second receive fails
+    url, arn, _ = _queue(sqs)
+    sqs.send_message(QueueUrl=url, MessageBody="a")
+    recorder = Recorder()
+    poller = QueuePoller(
+        _mapping(url, arn, recorder, batching_window_seconds=0.5),
+        FlakyReceives(sqs, healthy=1),
+        region=REGION,
+        account_id=ACCOUNT,
+    )
+
+    # When it polls
+    result = poller.poll_once(idle_wait_seconds=0)
+
+    # Then the message already received is handled (not left in flight), and the poller is idle
+    assert result.received == 1 and result.succeeded == 1
+    assert _depth(sqs, url) == 0
+    assert not poller.busy

@@ -111,3 +111,6 @@ def test_a_message_that_keeps_failing_ends_in_the_dlq_and_its_photo_failed(
     assert item["status"] == "FAILED"
     assert item["reason"] == "UNEXPECTED_ERROR"
     assert PERSISTENT_ERROR in item["detail"] and "DLQ" in item["detail"]
+    # ... and no face of it is left in the collection without a user
+    faces = stack.clients.rekognition.list_faces(CollectionId=stack.endpoints.collection_id)
+    assert [f for f in faces["Faces"] if not f.get("UserId")] == []

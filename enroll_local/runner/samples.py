@@ -1,8 +1,11 @@
 """The photos ``enroll demo`` uploads: a built-in set that needs no network, or a folder.
 
-The built-in set comes from scikit-image's bundled public-domain images: NASA's portrait of
+The built-in set comes from scikit-image's bundled images: NASA's public-domain portrait of
 astronaut Eileen Collins (``skimage.data.astronaut``) in several variants (crops, a mirror
-image, brightness changes, a resize) enrolled as user ``Eileen_Collins``, plus a photo with no
+image, brightness changes, a resize) enrolled as user ``Eileen_Collins``; the classic
+"cameraman" test picture (``skimage.data.camera``, which scikit-image ships for free use) in
+three crops as user ``Cameraman``, so the search has a second person to tell apart (dlib scores
+the two people 20-29 against each other, far below the threshold of 80); plus a photo with no
 face (``coffee``) and a ``.jpg`` that is not an image at all, which must be REJECTED with a
 readable reason. The full astronaut picture is not used: the mission patch on the suit is
 detected as a second face, and the crops keep the demo about enrollment, not detector quirks.
@@ -21,8 +24,15 @@ from PIL import Image, ImageEnhance
 JPEG_QUALITY = 92
 
 DEMO_USER = "Eileen_Collins"
+SECOND_DEMO_USER = "Cameraman"
 #: Where the face is in skimage's 512x512 astronaut picture (left, top, right, bottom), px.
 _PORTRAIT_BOX = (80, 0, 400, 320)
+#: Around the cameraman's face (~80 px) in skimage's 512x512 camera picture, px. The crops are
+#: enlarged 2x so the face is well above the detector's 80 px window. A brightened variant is
+#: left out on purpose: dlib's descriptor of it drifts to 74-79 against the others, which would
+#: make the demo about LOW_MATCH_CONFIDENCE rather than enrollment.
+_CAMERAMAN_BOX = (110, 50, 330, 270)
+_CAMERAMAN_WIDE_BOX = (60, 20, 380, 340)
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ def _astronaut() -> Image.Image:
 
 
 def builtin_samples() -> list[SamplePhoto]:
-    """The default demo set (no network): Eileen Collins' variants, a no-face photo, a non-image."""
+    """The default demo set (no network): two people's variants, a no-face photo, a non-image."""
     from skimage import data
 
     astronaut = _astronaut()
@@ -67,6 +77,16 @@ def builtin_samples() -> list[SamplePhoto]:
         "close-up.jpg": astronaut.crop((130, 30, 320, 220)),
     }
     photos = [SamplePhoto(DEMO_USER, name, _jpeg(image)) for name, image in variants.items()]
+    camera = Image.fromarray(data.camera()).convert("RGB")
+    cameraman = camera.crop(_CAMERAMAN_BOX).resize((440, 440))
+    photos += [
+        SamplePhoto(SECOND_DEMO_USER, name, _jpeg(image))
+        for name, image in {
+            "portrait.jpg": cameraman,
+            "mirrored.jpg": cameraman.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+            "wide.jpg": camera.crop(_CAMERAMAN_WIDE_BOX).resize((480, 480)),
+        }.items()
+    ]
     photos.append(
         SamplePhoto(DEMO_USER, "coffee.jpg", _jpeg(Image.fromarray(data.coffee())), "no face")
     )

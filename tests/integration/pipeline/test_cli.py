@@ -31,6 +31,31 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
+def test_default_demo_enrolls_both_people_with_the_real_engine_and_tells_them_apart() -> None:
+    # Given no arguments: the built-in photos (no network) and the real face engine
+    # When the demo runs, as `make demo` runs it
+    done = subprocess.run(
+        [*DEMO, "--timeout", "120"], env=_env(), capture_output=True, text=True, timeout=300
+    )
+
+    # Then it exits 0 with both people ACTIVE and the two bad files rejected with their reason
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All 2 demo user(s) ACTIVE." in done.stdout
+    rows: dict[str, list[str]] = {}
+    for line in done.stdout.split("Search by image", 1)[0].splitlines():
+        if line.strip():
+            rows.setdefault(line.split()[0], line.split()[1:])
+    assert rows["enroll/Eileen_Collins/coffee.jpg"] == ["REJECTED", "NO_FACE"]
+    assert rows["enroll/Eileen_Collins/notes.jpg"] == ["REJECTED", "INVALID_IMAGE_FORMAT"]
+    for user, photos in {"Eileen_Collins": 6, "Cameraman": 3}.items():
+        assert rows[user][:2] == ["ACTIVE", str(photos)], rows[user]
+    # And the search by image finds Eileen Collins, not the other person
+    search = done.stdout.split("Search by image", 1)[1].splitlines()[1:]
+    matches = [line.split()[0] for line in search if "similarity" in line]
+    assert matches == ["Eileen_Collins"], done.stdout
+
+
 def test_demo_with_a_photo_folder_enrolls_every_user(tmp_path: Path) -> None:
     # Given a folder of <UserId>/<photos>, one of them not an image
     for user in ("Ada", "Grace"):

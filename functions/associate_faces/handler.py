@@ -22,7 +22,7 @@ from enrollment.association import AssociateStage
 from enrollment.clients import client
 from enrollment.ledger import Ledger
 from enrollment.messages import AssociationMessage, MessageError
-from enrollment.observability import logger, metrics, tracer
+from enrollment.observability import bind_service, logger, metrics, tracer
 from enrollment.settings import Settings, environment_fingerprint
 
 # Report a batch that failed entirely as batchItemFailures too, instead of raising: same retry
@@ -84,6 +84,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         if failure is not None:
             raise AssociationRetry(str(failure)) from failure
 
+    bind_service()
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

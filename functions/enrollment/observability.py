@@ -23,6 +23,20 @@ tracer = Tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
 
 
+def bind_service() -> None:
+    """Name this invocation's logs and metrics after POWERTOOLS_SERVICE_NAME as it is now.
+
+    Logger and Metrics read the name once, at import. In Lambda every function has a process of
+    its own, so this changes nothing; the local runner calls both handlers in one process, where
+    the associate function would otherwise log and count as the first one imported. Call it after
+    ``inject_lambda_context`` (which resets the appended keys).
+    """
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+    if service:
+        metrics.service = service
+        logger.append_keys(service=service)
+
+
 def count(name: str, value: int = 1) -> None:
     """Add ``value`` to the counter metric ``name`` (flushed by ``log_metrics``)."""
     if value:

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from enrollment.clients import client
 from enrollment.indexing import IndexOutcome, IndexStage
 from enrollment.ledger import Ledger
-from enrollment.observability import logger, metrics, tracer
+from enrollment.observability import bind_service, logger, metrics, tracer
 from enrollment.settings import Settings, environment_fingerprint
 
 # Report a batch that failed entirely as batchItemFailures too, instead of raising: same retry
@@ -58,6 +58,7 @@ def record_handler(record: SQSRecord) -> list[IndexOutcome]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point: ``{"batchItemFailures": [...]}`` for the SQS event source."""
+    bind_service()
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

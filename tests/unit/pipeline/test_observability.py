@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from enrollment.observability import count, count_by_reason, metrics
+from enrollment.observability import bind_service, count, count_by_reason, logger, metrics
 
 
 def _emf_lines(text: str) -> list[dict]:
@@ -40,3 +40,23 @@ def test_disabled_metrics_print_nothing_not_even_the_per_reason_series(capsys, m
 
     # Then no EMF line reaches stdout
     assert _emf_lines(capsys.readouterr().out) == []
+
+
+def test_each_invocation_logs_and_counts_under_its_own_function_name(capsys, monkeypatch):
+    # Given one process that runs two functions, as the local runner does
+    first = metrics.service
+    try:
+        for service in ("index-photo", "associate-faces"):
+            # When an invocation binds the name its environment gives
+            monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
+            bind_service()
+            count("PhotosIndexed")
+            metrics.flush_metrics()
+
+            # Then its log keys and its metrics carry that name, not the first one imported
+            [emf] = _emf_lines(capsys.readouterr().out)
+            assert emf["service"] == service
+            assert logger.get_current_keys()["service"] == service
+    finally:
+        metrics.service = first
+        logger.remove_keys(["service"])

@@ -261,12 +261,51 @@ def test_rekognition_error_fails_with_activation_error_and_the_cause(
     assert result["status"] == "FAILED"
     assert result["error"] == "ACTIVATION_ERROR"
     assert "Rekognition.ResourceNotFoundException" in result["cause"]
+    # (the missing collection looks like a missing probe face: one check per face of the batch)
+    assert activation.calls["SearchUsers"] == len(face_ids)
     user = activation.item(USER, "USER")
     assert (user["status"], user["reason"]) == ("FAILED", "ACTIVATION_ERROR")
     photo = activation.item(USER, "PHOTO#p-1")
     assert (photo["status"], photo["reason"]) == ("FAILED", "ACTIVATION_ERROR")
     assert "ResourceNotFoundException" in photo["detail"]
     assert activation.metric_sum("ActivationFailed") == 1.0
+
+
+def test_probe_face_evicted_meanwhile_is_replaced_by_another_face_of_the_batch(
+    activation: Activation,
+) -> None:
+    # Given a batch of three faces whose probe face (the first) is evicted by keep-best while
+    # the execution waits: disassociated, deleted, its photo REJECTED
+    face_ids = activation.enroll(USER, variants=3)
+    activation.put_user(USER)
+    activation.put_photo(USER, "p-0", status="REJECTED")
+    for photo_id in ("p-1", "p-2"):
+        activation.put_photo(USER, photo_id)
+    execution = activation.start(USER, face_ids, ["p-0", "p-1", "p-2"], schedule=[1, 1, 1])
+    deadline = time.monotonic() + EXECUTION_TIMEOUT_S
+    while activation.entered(execution, "WaitBeforeNextCheck") == 0:
+        assert time.monotonic() < deadline, "the first check never saw UPDATING"
+        time.sleep(POLL_S)
+    activation.rekognition.disassociate_faces(
+        CollectionId=CONFIG.collection_id, UserId=USER, FaceIds=[face_ids[0]]
+    )
+    activation.rekognition.delete_faces(CollectionId=CONFIG.collection_id, FaceIds=[face_ids[0]])
+    activation.let_updates_finish()
+
+    # When the next check finds its probe face gone
+    result = activation.wait(execution)
+
+    # Then it asks with the batch's next face: the user and the remaining photos are ACTIVE,
+    # the evicted photo stays REJECTED
+    assert result["status"] == "SUCCEEDED", result
+    assert activation.item(USER, "USER")["status"] == "ACTIVE"
+    assert [activation.item(USER, f"PHOTO#p-{i}")["status"] for i in range(3)] == [
+        "REJECTED",
+        "ACTIVE",
+        "ACTIVE",
+    ]
+    assert activation.entered(execution, "UseProbe") == 1
+    assert activation.calls["SearchUsers"] == 3  # UPDATING, probe gone, ACTIVE
 
 
 def test_throttled_check_is_retried_not_failed(activation: Activation) -> None:

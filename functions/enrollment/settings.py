@@ -68,7 +68,7 @@ class Settings:
 
     bucket_name: str = ""
     enroll_prefix: str = "enroll/"
-    collection_id: str = "enrollment"
+    collection_id: str = "face-enrollment"  # the stack's collection (infra/config.py)
     ledger_table: str = ""
     association_queue_url: str = ""
     activation_state_machine_arn: str = ""
@@ -100,7 +100,7 @@ class Settings:
         return cls(
             bucket_name=text("BUCKET_NAME", ""),
             enroll_prefix=text("ENROLL_PREFIX", "enroll/"),
-            collection_id=text("COLLECTION_ID", "enrollment"),
+            collection_id=text("COLLECTION_ID", "face-enrollment"),
             ledger_table=text("LEDGER_TABLE", ""),
             association_queue_url=text("ASSOCIATION_QUEUE_URL", ""),
             activation_state_machine_arn=text("ACTIVATION_STATE_MACHINE_ARN", ""),

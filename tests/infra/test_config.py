@@ -133,3 +133,10 @@ def test_status_check_is_search_users_and_never_list_users() -> None:
 def test_execution_timeout_matches_the_config() -> None:
     definition = json.loads(render_activation_definition("c", "t", "n"))
     assert definition["TimeoutSeconds"] == PipelineConfig().activation_execution_timeout_s
+
+
+def test_function_defaults_name_the_same_collection_as_the_stack() -> None:
+    # A function started without COLLECTION_ID must not drift to another collection.
+    from enrollment.settings import Settings
+
+    assert Settings.from_env({}).collection_id == PipelineConfig().collection_id

@@ -10,7 +10,7 @@ from enrollment.settings import Settings, SettingsError, environment_fingerprint
 def test_defaults_match_the_contract():
     s = Settings.from_env({})
     assert s.enroll_prefix == "enroll/"
-    assert s.collection_id == "enrollment"
+    assert s.collection_id == "face-enrollment"
     assert s.max_faces_per_user == 100
     assert (s.face_cap_policy, s.multi_face_policy, s.quality_filter) == (
         "reject",

@@ -50,6 +50,10 @@ class PipelineConfig:
     index_service_name: str = "index-photo"
     associate_service_name: str = "associate-faces"
     activation_service_name: str = "activation"
+    # Query API (API Gateway -> one function) and the erasure worker behind DELETE /users/{id}.
+    api_service_name: str = "query-api"
+    erasure_service_name: str = "erase-user"
+    erasure_queue_name: str = "face-enrollment-erasure"
 
     # --- index stage: upload queue -> index function (IndexFaces) ---
     index_batch_size: int = 10
@@ -100,6 +104,9 @@ class PipelineConfig:
     quality_filter: str = "AUTO"
     user_match_threshold: int = 75
     associate_max_face_ids: int = 100
+    # Query API defaults: SearchUsersByImage's own default threshold, and matches per search.
+    search_match_threshold_percent: int = 80
+    search_max_users: int = 10
 
     # --- Lambda runtime ---
     lambda_runtime: str = "python3.12"
@@ -188,6 +195,10 @@ class PipelineConfig:
             found.append(f"quality_filter must be one of {QUALITY_FILTERS}")
         if not 0 <= self.user_match_threshold <= 100:
             found.append("user_match_threshold must be 0..100")
+        if not 0 <= self.search_match_threshold_percent <= 100:
+            found.append("search_match_threshold_percent must be 0..100")
+        if not 1 <= self.search_max_users <= 500:
+            found.append("search_max_users must be 1..500 (SearchUsersByImage MaxUsers)")
         if self.lambda_architecture not in ("arm64", "x86_64"):
             found.append("lambda_architecture must be arm64 or x86_64")
         return found
@@ -221,6 +232,11 @@ class PipelineConfig:
         return self.association_queue_name + self.dlq_suffix
 
     @property
+    def erasure_dlq_name(self) -> str:
+        """Dead-letter queue of the erasure queue."""
+        return self.erasure_queue_name + self.dlq_suffix
+
+    @property
     def activation_max_checks(self) -> int:
         """SearchUsers calls one activation makes at most: one before each wait and one after."""
         return len(self.activation_wait_schedule_s) + 1
@@ -242,6 +258,7 @@ class PipelineConfig:
         ledger_table: str | None = None,
         association_queue_url: str = "",
         activation_state_machine_arn: str = "",
+        erasure_queue_url: str = "",
     ) -> dict[str, str]:
         """Environment variables of a pipeline function (names and meanings: contracts.md).
 
@@ -264,6 +281,9 @@ class PipelineConfig:
             "ASSOCIATE_MAX_FACE_IDS": str(self.associate_max_face_ids),
             "ACTIVATION_WAIT_SCHEDULE": ",".join(str(s) for s in self.activation_wait_schedule_s),
             "MAX_RECEIVE_COUNT": str(self.max_receive_count),
+            "ERASURE_QUEUE_URL": erasure_queue_url,
+            "SEARCH_MATCH_THRESHOLD": str(self.search_match_threshold_percent),
+            "SEARCH_MAX_USERS": str(self.search_max_users),
             "POWERTOOLS_SERVICE_NAME": service_name,
             "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": self.log_level,

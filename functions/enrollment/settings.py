@@ -19,6 +19,9 @@ QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
 REKOGNITION_MAX_FACES_PER_USER = 100
 REKOGNITION_MAX_FACE_IDS_PER_ASSOCIATE = 100
 REKOGNITION_MAX_FACES_PER_INDEX = 100
+REKOGNITION_MAX_USERS_PER_SEARCH = 500
+# SearchUsers/SearchUsersByImage's own default UserMatchThreshold (percent).
+REKOGNITION_DEFAULT_SEARCH_THRESHOLD = 80.0
 _COLLECTION_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
 
 DEFAULT_WAIT_SCHEDULE_SECONDS = (1, 2, 4, 8, 16, 32, 60, 60, 60, 60)
@@ -41,6 +44,9 @@ ENVIRONMENT_VARIABLES = (
     "ASSOCIATE_MAX_FACE_IDS",
     "ACTIVATION_WAIT_SCHEDULE",
     "MAX_RECEIVE_COUNT",
+    "ERASURE_QUEUE_URL",
+    "SEARCH_MATCH_THRESHOLD",
+    "SEARCH_MAX_USERS",
     "POWERTOOLS_METRICS_NAMESPACE",
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
@@ -64,7 +70,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the index and associate functions need, validated at cold start."""
+    """Everything the pipeline's functions need, validated at cold start."""
 
     bucket_name: str = ""
     enroll_prefix: str = "enroll/"
@@ -85,6 +91,10 @@ class Settings:
     activation_wait_schedule: tuple[int, ...] = field(default=DEFAULT_WAIT_SCHEDULE_SECONDS)
     max_receive_count: int = 5  # SQS deliveries before a message moves to its DLQ
     metrics_namespace: str = "FaceEnrollment"
+    # Query API: the queue the erasure worker reads, and the search defaults (percent, count).
+    erasure_queue_url: str = ""
+    search_match_threshold: float = REKOGNITION_DEFAULT_SEARCH_THRESHOLD
+    search_max_users: int = 10
 
     def __post_init__(self) -> None:
         self._validate()
@@ -114,6 +124,11 @@ class Settings:
             activation_wait_schedule=_schedule(source, "ACTIVATION_WAIT_SCHEDULE"),
             max_receive_count=_int(source, "MAX_RECEIVE_COUNT", 5),
             metrics_namespace=text("POWERTOOLS_METRICS_NAMESPACE", "FaceEnrollment"),
+            erasure_queue_url=text("ERASURE_QUEUE_URL", ""),
+            search_match_threshold=_float(
+                source, "SEARCH_MATCH_THRESHOLD", REKOGNITION_DEFAULT_SEARCH_THRESHOLD
+            ),
+            search_max_users=_int(source, "SEARCH_MAX_USERS", 10),
         )
 
     def require(self, *names: str) -> None:
@@ -159,6 +174,16 @@ class Settings:
             raise SettingsError(
                 "ACTIVATION_WAIT_SCHEDULE must be a non-empty list of positive seconds, "
                 f"got {self.activation_wait_schedule}"
+            )
+        if not 0 <= self.search_match_threshold <= 100:
+            raise SettingsError(
+                "SEARCH_MATCH_THRESHOLD must be a percentage 0..100, "
+                f"got {self.search_match_threshold}"
+            )
+        if not 1 <= self.search_max_users <= REKOGNITION_MAX_USERS_PER_SEARCH:
+            raise SettingsError(
+                f"SEARCH_MAX_USERS must be 1..{REKOGNITION_MAX_USERS_PER_SEARCH}, "
+                f"got {self.search_max_users}"
             )
         if self.max_receive_count < 1:
             raise SettingsError(f"MAX_RECEIVE_COUNT must be >= 1, got {self.max_receive_count}")

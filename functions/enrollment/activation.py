@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,9 +12,17 @@ from .keys import activation_execution_name
 
 
 def activation_input(
-    user_id: str, face_ids: list[str], photo_ids: list[str], wait_schedule: tuple[int, ...]
+    user_id: str,
+    face_ids: list[str],
+    photo_ids: list[str],
+    wait_schedule: tuple[int, ...],
+    upload_lag_s: int = 0,
 ) -> dict[str, Any]:
-    """The execution input fixed by the contract (see infra/statemachines/activation.asl.json)."""
+    """The execution input fixed by the contract (see infra/statemachines/activation.asl.json).
+
+    ``upload_lag_s`` is how long ago (whole seconds) the batch's oldest photo reached S3: the
+    state machine adds the time it waits and publishes UploadToActiveSeconds.
+    """
     faces = sorted(set(face_ids))
     return {
         "userId": user_id,
@@ -24,7 +33,23 @@ def activation_input(
         "waitSchedule": list(wait_schedule),
         "attempt": 0,
         "waited": 0,
+        "uploadLagSeconds": max(0, int(upload_lag_s)),
     }
+
+
+def upload_lag_seconds(uploaded_at: list[str], now: datetime | None = None) -> int:
+    """Whole seconds since the earliest of ``uploaded_at`` (ISO-8601 times); 0 when none parse."""
+    moments = []
+    for text in uploaded_at:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        moments.append(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if not moments:
+        return 0
+    elapsed = (now or datetime.now(UTC)) - min(moments)
+    return max(0, int(elapsed.total_seconds()))
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -55,6 +80,7 @@ def start_activation(
     face_ids: list[str],
     photo_ids: list[str],
     wait_schedule: tuple[int, ...],
+    upload_lag_s: int = 0,
 ) -> tuple[str, bool]:
     """Start (at most once) the execution for this user and batch of faces.
 
@@ -69,7 +95,9 @@ def start_activation(
         sfn.start_execution(
             stateMachineArn=state_machine_arn,
             name=name,
-            input=json.dumps(activation_input(user_id, face_ids, photo_ids, wait_schedule)),
+            input=json.dumps(
+                activation_input(user_id, face_ids, photo_ids, wait_schedule, upload_lag_s)
+            ),
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":

@@ -16,9 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import capacity, keys
 from . import rekognition as rk
-from .activation import activation_exists, start_activation
+from .activation import activation_exists, start_activation, upload_lag_seconds
 from .keys import activation_execution_name
-from .ledger import Ledger, PhotoStatus
+from .ledger import Ledger, PhotoStatus, UserStatus
 from .messages import AssociationMessage
 from .observability import count, count_by_reason, logger
 from .photo_policy import Reason
@@ -110,7 +110,11 @@ class AssociateStage:
         if not pending and not in_flight:
             return outcome
 
+        # Never resurrects an ERASING user (a DELETED one starts afresh: a new enrollment).
         user = self.ledger.ensure_user(user_id)
+        if user.get("status") == UserStatus.ERASING:
+            self._refuse_erasing(outcome, user_id, pending + in_flight)
+            return outcome
         rk.create_user(
             self.rekognition,
             self.settings.collection_id,
@@ -304,6 +308,8 @@ class AssociateStage:
             face_ids,
             [m.photo_id for m in ready],
             s.activation_wait_schedule,
+            # Messages sent before uploaded_at was carried fall back to their indexing time.
+            upload_lag_seconds([m.uploaded_at or m.indexed_at for m in ready]),
         )
         count("ActivationsStarted", int(started))
         logger.info(
@@ -371,6 +377,31 @@ class AssociateStage:
                 logger.remove_keys(["face_id"])
             if to_delete:
                 self._delete_faces(to_delete)
+
+    def _refuse_erasing(
+        self, outcome: UserOutcome, user_id: str, messages: list[AssociationMessage]
+    ) -> None:
+        """The user is being erased: no CreateUser, no AssociateFaces; its waiting photos are
+        REJECTED and their faces deleted. A face a racing batch already associated is refused
+        by DeleteFaces (still associated) and left to the erasure, which finds it by UserId."""
+        detail = "user is being erased; upload the photo again once the erasure has completed"
+        for message in messages:
+            written = self.ledger.transition_photo(
+                user_id,
+                message.photo_id,
+                PhotoStatus.REJECTED,
+                from_statuses={PhotoStatus.INDEXED, PhotoStatus.ASSOCIATED},
+                reason=Reason.USER_BEING_ERASED,
+                detail=detail,
+            )
+            outcome.rejected[message.face_id] = Reason.USER_BEING_ERASED
+            if written:
+                count_by_reason("PhotosRejected", Reason.USER_BEING_ERASED)
+        if messages:
+            self._delete_faces([m.face_id for m in messages])
+        logger.info(
+            "user being erased: faces refused", extra={"face_ids": sorted(outcome.rejected)}
+        )
 
     def _reject(
         self,

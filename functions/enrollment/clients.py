@@ -19,16 +19,29 @@ from botocore.config import Config
 # the SQS redelivery takes over.
 RETRY_MAX_ATTEMPTS = 5
 _CONFIG = Config(retries={"mode": "adaptive", "max_attempts": RETRY_MAX_ATTEMPTS})
+# A person waits on the query API, and API Gateway gives up after 29 s: one quick retry, then
+# the caller gets 429 with Retry-After instead of a gateway timeout after minutes of backoff.
+INTERACTIVE_MAX_ATTEMPTS = 2
+INTERACTIVE_READ_TIMEOUT_S = 10
+_INTERACTIVE_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": INTERACTIVE_MAX_ATTEMPTS},
+    read_timeout=INTERACTIVE_READ_TIMEOUT_S,
+)
 
 # What decides where a client points.
 _CLIENT_ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID")
 
 
-def client(service: str) -> Any:
-    """The shared boto3 client for ``service`` in the current environment."""
-    return _client(service, tuple(os.environ.get(name, "") for name in _CLIENT_ENVIRONMENT))
+def client(service: str, *, interactive: bool = False) -> Any:
+    """The shared boto3 client for ``service`` in the current environment.
+
+    ``interactive`` clients (the query API) retry once instead of backing off for long.
+    """
+    environment = tuple(os.environ.get(name, "") for name in _CLIENT_ENVIRONMENT)
+    return _client(service, environment, interactive)
 
 
 @cache
-def _client(service: str, environment: tuple[str, ...]) -> Any:
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+def _client(service: str, environment: tuple[str, ...], interactive: bool) -> Any:
+    config = _INTERACTIVE_CONFIG if interactive else _CONFIG
+    return boto3.client(service, config=config)  # type: ignore[call-overload]

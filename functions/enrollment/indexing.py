@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import keys
 from . import rekognition as rk
-from .ledger import Ledger, PhotoRef, PhotoStatus, utc_now_iso
+from .ledger import Ledger, PhotoRef, PhotoStatus, UserStatus, utc_now_iso
 from .messages import AssociationMessage, UploadedObject, parse_s3_notification
 from .observability import count, count_by_reason, logger
 from .photo_policy import Reason, decide
@@ -97,14 +97,7 @@ class IndexStage:
             logger.info("object outside the enrollment prefix ignored", extra={"key": obj.key})
             return IndexOutcome(key=obj.key, photo_id=None, status=IGNORED)
 
-        photo = PhotoRef(
-            photo_id=keys.photo_id(obj.bucket, obj.key, obj.version_id),
-            user_id=enroll.user_id,
-            bucket=obj.bucket,
-            key=obj.key,
-            version_id=obj.version_id,
-            etag=obj.etag,
-        )
+        photo = _photo_ref(obj, enroll.user_id)
         logger.append_keys(object_key=obj.key, user_id=enroll.user_id, photo_id=photo.photo_id)
         try:
             return self._index(photo)
@@ -130,6 +123,18 @@ class IndexStage:
                 replaceable.add(PhotoStatus.DELETED)  # new content uploaded after a deletion
             elif status != PhotoStatus.FAILED:
                 return self._replay(photo, existing)
+
+        user = self.ledger.get_user(photo.user_id)
+        if user is not None and user.get("status") == UserStatus.ERASING:
+            # Before the content claim and IndexFaces: nothing of the photo is stored.
+            return self._reject(
+                photo,
+                Reason.USER_BEING_ERASED,
+                f"user {photo.user_id} is being erased (requested "
+                f"{(user.get('erasure') or {}).get('requested_at', '?')}); upload the photo "
+                "again once the erasure has completed",
+                replaceable=replaceable,
+            )
 
         if photo.etag:
             first_key = self.ledger.claim_content(
@@ -171,18 +176,21 @@ class IndexStage:
 
         face = decision.accepted
         logger.append_keys(face_id=face.face_id)
+        # One timestamp for the ledger and the message: the API shows when each face was indexed.
+        indexed_at = utc_now_iso()
         written = self.ledger.record_photo(
             photo,
             PhotoStatus.INDEXED,
             face_id=face.face_id,
             quality=face.quality,
+            indexed_at=indexed_at,
             replaceable=replaceable,
         )
         if not written:
             # A concurrent delivery got there first: behave exactly like a replay.
             current = self.ledger.get_photo(photo.user_id, photo.photo_id) or {}
             return self._replay(photo, current)
-        self._send_association(photo, face.face_id, face.quality, utc_now_iso())
+        self._send_association(photo, face.face_id, face.quality, indexed_at)
         count("PhotosIndexed")
         logger.info("photo indexed", extra={"quality": face.quality})
         return IndexOutcome(
@@ -199,7 +207,7 @@ class IndexStage:
                 photo,
                 str(face_id),
                 float(existing.get("quality") or 0.0),
-                str(existing.get("updated_at") or utc_now_iso()),
+                str(existing.get("indexed_at") or existing.get("updated_at") or utc_now_iso()),
             )
         logger.info("notification replayed; ledger unchanged", extra={"status": status})
         return IndexOutcome(
@@ -242,14 +250,7 @@ class IndexStage:
     ) -> IndexOutcome:
         enroll = keys.parse_enroll_key(obj.key, self.settings.enroll_prefix)
         user_id = enroll.user_id if enroll else None
-        photo = PhotoRef(
-            photo_id=keys.photo_id(obj.bucket, obj.key, obj.version_id),
-            user_id=user_id,
-            bucket=obj.bucket,
-            key=obj.key,
-            version_id=obj.version_id,
-            etag=obj.etag,
-        )
+        photo = _photo_ref(obj, user_id)
         reason = rk.failure_reason(error)
         detail = (
             f"{rk.describe_error(error)} (delivery {receive_count} of "
@@ -307,7 +308,21 @@ class IndexStage:
             key=photo.key,
             quality=quality,
             indexed_at=indexed_at,
+            uploaded_at=photo.uploaded_at,
         )
         self.sqs.send_message(
             QueueUrl=self.settings.association_queue_url, MessageBody=message.to_json()
         )
+
+
+def _photo_ref(obj: UploadedObject, user_id: str | None) -> PhotoRef:
+    """The ledger's view of an uploaded object (its id is a function of bucket, key, version)."""
+    return PhotoRef(
+        photo_id=keys.photo_id(obj.bucket, obj.key, obj.version_id),
+        user_id=user_id,
+        bucket=obj.bucket,
+        key=obj.key,
+        version_id=obj.version_id,
+        etag=obj.etag,
+        uploaded_at=obj.event_time,
+    )

@@ -124,6 +124,16 @@ def disassociate_token(user_id: str, face_ids: list[str], *, collection_id: str)
     return _token("DisassociateFaces", collection_id, user_id, ",".join(sorted(face_ids)))
 
 
+def delete_user_token(user_id: str, requested_at: str, *, collection_id: str) -> str:
+    """ClientRequestToken for the DeleteUser of one erasure request.
+
+    Derived from the request (``requested_at``), so a resumed erasure replays its own DeleteUser
+    and learns it succeeded (a plain second DeleteUser is ResourceNotFoundException), while a
+    later erasure of the same UserId (a new enrollment erased again) gets a token of its own.
+    """
+    return _token("DeleteUser", collection_id, user_id, requested_at)
+
+
 def activation_execution_name(user_id: str, face_ids: list[str]) -> str:
     """Step Functions execution name: "act-" + 60 hex chars over user and sorted face ids."""
     digest = hashlib.sha256((user_id + "\n" + ",".join(sorted(face_ids))).encode("utf-8"))

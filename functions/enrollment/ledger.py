@@ -40,6 +40,8 @@ class UserStatus:
     ACTIVE = "ACTIVE"
     FAILED = "FAILED"
     DELETED = "DELETED"
+    # A right-to-be-forgotten erasure is running: nothing may be enrolled for the user meanwhile.
+    ERASING = "ERASING"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class PhotoRef:
     key: str
     version_id: str | None = None
     etag: str | None = None
+    uploaded_at: str | None = None  # S3's event time for the object
 
     @property
     def pk(self) -> str:
@@ -64,6 +67,11 @@ class PhotoRef:
 
 # A photo in these states no longer holds its content: a new upload of it is not a duplicate.
 _RELEASED_CONTENT = frozenset({PhotoStatus.DELETED, PhotoStatus.FAILED})
+
+# The sparse GSI over user items: only they carry ``kind`` (= USER_KIND), so the index holds
+# exactly the users, sorted by UserId, and GET /users pages it without scanning photo items.
+USERS_INDEX = "users"
+USER_KIND = "USER"
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -81,6 +89,18 @@ def table_definition(table_name: str) -> dict[str, Any]:
         "AttributeDefinitions": [
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "kind", "AttributeType": "S"},
+            {"AttributeName": "user_id", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": USERS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "kind", "KeyType": "HASH"},
+                    {"AttributeName": "user_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
@@ -143,6 +163,7 @@ class Ledger:
         detail: str | None = None,
         face_id: str | None = None,
         quality: float | None = None,
+        indexed_at: str | None = None,
         replaceable: Iterable[str] = (PhotoStatus.FAILED,),
     ) -> bool:
         """Write the photo's item if it is new or in one of the ``replaceable`` states.
@@ -165,6 +186,8 @@ class Ledger:
             "detail": detail,
             "face_id": face_id,
             "quality": quality,
+            "indexed_at": indexed_at,
+            "uploaded_at": photo.uploaded_at,
             "updated_at": self._now(),
         }
         allowed = sorted(set(replaceable))
@@ -287,6 +310,35 @@ class Ledger:
         """The user item, or None."""
         return self._get(keys.user_pk(user_id), keys.USER_SK, consistent=True)
 
+    def list_users(
+        self, limit: int, exclusive_start: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of user items in UserId order from the ``users`` GSI, and the page's end.
+
+        Returns (items, last key): pass the last key back as ``exclusive_start`` for the next
+        page; None means there is none. One more item than asked is read so that the last page
+        says so (no empty extra page). A GSI read is eventually consistent: a user created a
+        moment ago may show up a moment later.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": USERS_INDEX,
+            "KeyConditionExpression": "kind = :kind",
+            "ExpressionAttributeValues": {":kind": {"S": USER_KIND}},
+            "Limit": limit + 1,
+        }
+        if exclusive_start:
+            kwargs["ExclusiveStartKey"] = _to_item(exclusive_start)
+        page = self._ddb.query(**kwargs)
+        items = [_from_item(i) for i in page.get("Items", [])]
+        if len(items) > limit:
+            items = items[:limit]
+            last = items[-1]
+            return items, {k: last[k] for k in ("pk", "sk", "kind", "user_id")}
+        # Fewer than asked yet a LastEvaluatedKey: DynamoDB stopped at its 1 MB page size.
+        end = page.get("LastEvaluatedKey")
+        return items, (_from_item(end) if end else None)
+
     def ensure_user(self, user_id: str) -> dict[str, Any]:
         """Create the user item (CREATED) unless a live one exists; return the stored item.
 
@@ -297,6 +349,7 @@ class Ledger:
         item = {
             "pk": keys.user_pk(user_id),
             "sk": keys.USER_SK,
+            "kind": USER_KIND,
             "user_id": user_id,
             "status": UserStatus.CREATED,
             "face_count": 0,
@@ -329,15 +382,203 @@ class Ledger:
                 "SET #status = :updating, face_count = :count, updated_at = :now "
                 "REMOVE reason, activated_at, activation_seconds"
             ),
-            ConditionExpression="attribute_exists(pk) AND #status <> :deleted",
+            # An erased or erasing user must not be flipped back to UPDATING by a late batch.
+            ConditionExpression="attribute_exists(pk) AND NOT (#status IN (:deleted, :erasing))",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
                 ":updating": {"S": UserStatus.UPDATING},
                 ":count": {"N": str(face_count)},
                 ":now": {"S": self._now()},
                 ":deleted": {"S": UserStatus.DELETED},
+                ":erasing": {"S": UserStatus.ERASING},
             },
         )
+
+    # ---- erasure ------------------------------------------------------------------------
+    # The user item doubles as the erasure's tombstone: status ERASING then DELETED, and an
+    # ``erasure`` map (requested_at, step, face_ids, receipt, completed_at). Every update is
+    # conditional on the map's requested_at, so a worker of a superseded erasure writes nothing,
+    # and re-asserts ERASING (a late activation may have flipped the status meanwhile).
+
+    def start_erasure(self, user_id: str, erasure: dict[str, Any]) -> dict[str, Any] | None:
+        """Make the user item an ERASING tombstone carrying ``erasure``; return the stored item.
+
+        Creates the item when missing (listable: ``kind`` and ``user_id``) and keeps its other
+        attributes. None when an erasure is already running (nothing written): resume that one.
+        """
+        now = self._now()
+        try:
+            response = self._ddb.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                UpdateExpression=(
+                    "SET #status = :erasing, #kind = :kind, user_id = :uid, erasure = :erasure, "
+                    "updated_at = :now, created_at = if_not_exists(created_at, :now), "
+                    "face_count = if_not_exists(face_count, :zero)"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR #status <> :erasing",
+                ExpressionAttributeNames={"#status": "status", "#kind": "kind"},
+                ExpressionAttributeValues={
+                    ":erasing": {"S": UserStatus.ERASING},
+                    ":kind": {"S": USER_KIND},
+                    ":uid": {"S": user_id},
+                    ":erasure": _serializer.serialize(erasure),
+                    ":now": {"S": now},
+                    ":zero": {"N": "0"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None
+            raise
+        return _from_item(response["Attributes"])
+
+    def update_erasure(
+        self,
+        user_id: str,
+        requested_at: str,
+        *,
+        step: str | None = None,
+        face_ids: list[str] | None = None,
+        add_counts: dict[str, int] | None = None,
+        receipt: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record the erasure's progress: its ``step``, ``face_ids``, counts added to the receipt
+        (atomic increments: concurrent deliveries never lose a count), ``receipt`` and erasure
+        ``fields`` set as given. False when the tombstone belongs to another request or is
+        already DELETED (nothing written).
+        """
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":erasing": {"S": UserStatus.ERASING},
+            ":deleted": {"S": UserStatus.DELETED},
+            ":req": {"S": requested_at},
+            ":now": {"S": self._now()},
+        }
+        sets = ["#status = :erasing", "updated_at = :now"]
+        assignments: list[tuple[str, Any]] = [("step", step), ("face_ids", face_ids)]
+        assignments += list((fields or {}).items())
+        for i, (name, value) in enumerate(assignments):
+            if value is not None:
+                names[f"#e{i}"] = name
+                values[f":e{i}"] = _serializer.serialize(value)
+                sets.append(f"erasure.#e{i} = :e{i}")
+        for i, (name, value) in enumerate((receipt or {}).items()):
+            names[f"#r{i}"] = name
+            values[f":r{i}"] = _serializer.serialize(value)
+            sets.append(f"erasure.receipt.#r{i} = :r{i}")
+        for i, (name, amount) in enumerate((add_counts or {}).items()):
+            if amount:
+                names[f"#c{i}"] = name
+                values[f":c{i}"] = {"N": str(amount)}
+                sets.append(f"erasure.receipt.#c{i} = erasure.receipt.#c{i} + :c{i}")
+        return self._update_tombstone(
+            user_id,
+            "SET " + ", ".join(sets),
+            "erasure.requested_at = :req AND #status <> :deleted",
+            names,
+            values,
+        )
+
+    def finish_erasure(
+        self,
+        user_id: str,
+        requested_at: str,
+        *,
+        step: str,
+        completed_at: str,
+        drop: tuple[str, ...] = (),
+    ) -> bool:
+        """Turn the ERASING tombstone into DELETED with the final ``step`` and completion time,
+        removing the erasure's bookkeeping ``drop`` fields.
+
+        False when it belongs to another request or is already DELETED (nothing written).
+        """
+        names = {"#status": "status"}
+        names.update({f"#d{i}": name for i, name in enumerate(drop)})
+        removes = ", ".join(
+            ["reason", "activated_at", "activation_seconds"]
+            + [f"erasure.#d{i}" for i in range(len(drop))]
+        )
+        return self._update_tombstone(
+            user_id,
+            "SET #status = :deleted, updated_at = :done, face_count = :zero, "
+            "erasure.step = :step, erasure.completed_at = :done, "
+            f"erasure.receipt.completed_at = :done REMOVE {removes}",
+            "erasure.requested_at = :req AND #status <> :deleted",
+            names,
+            {
+                ":deleted": {"S": UserStatus.DELETED},
+                ":req": {"S": requested_at},
+                ":done": {"S": completed_at},
+                ":zero": {"N": "0"},
+                ":step": {"S": step},
+            },
+        )
+
+    def user_partition_items(self, user_id: str) -> list[dict[str, Any]]:
+        """Every item of the user's partition but the user item: photos, content claims..."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.user_pk(user_id)}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            items.extend(_from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return [i for i in items if i.get("sk") != keys.USER_SK]
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def has_user_items(self, user_id: str) -> bool:
+        """Whether the user's partition holds anything besides the user item."""
+        page = self._ddb.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.user_pk(user_id)}},
+            ProjectionExpression="sk",
+            Limit=2,  # the user item and one more at most
+            ConsistentRead=True,
+        )
+        return any(_from_item(i).get("sk") != keys.USER_SK for i in page.get("Items", []))
+
+    def delete_partition_item(self, user_id: str, sk: str) -> bool:
+        """Delete one item of the user's partition (never the user item); True if it existed."""
+        if sk == keys.USER_SK:
+            raise ValueError("the user item is the erasure's tombstone and is never deleted")
+        response = self._ddb.delete_item(
+            TableName=self._table,
+            Key=_to_item({"pk": keys.user_pk(user_id), "sk": sk}),
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
+    def _update_tombstone(
+        self,
+        user_id: str,
+        expression: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> bool:
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
 
     # ---- plumbing -----------------------------------------------------------------------
 

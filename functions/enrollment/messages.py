@@ -25,6 +25,7 @@ class UploadedObject:
     size: int | None
     event_name: str
     sequencer: str | None
+    event_time: str | None = None  # when S3 received the object (ISO-8601), start of upload->ACTIVE
 
 
 def parse_s3_notification(body: str) -> list[UploadedObject]:
@@ -67,6 +68,7 @@ def parse_s3_notification(body: str) -> list[UploadedObject]:
                 size=obj.get("size"),
                 event_name=event_name,
                 sequencer=obj.get("sequencer"),
+                event_time=record.get("eventTime") or None,
             )
         )
     return objects
@@ -83,6 +85,8 @@ class AssociationMessage:
     key: str
     quality: float  # 0..100, see photo_policy.face_quality
     indexed_at: str  # ISO-8601 UTC
+    # When S3 received the photo (ISO-8601); None in messages sent before it was carried.
+    uploaded_at: str | None = None
 
     def to_json(self) -> str:
         """The queue message body."""
@@ -111,6 +115,9 @@ class AssociationMessage:
             or not math.isfinite(quality)
         ):
             raise MessageError(f"association message quality must be a number, got {quality!r}")
+        uploaded_at = data.get("uploaded_at")
+        if uploaded_at is not None and (not isinstance(uploaded_at, str) or not uploaded_at):
+            raise MessageError("association message uploaded_at must be a string or null")
         return cls(
             user_id=data["user_id"],
             face_id=data["face_id"],
@@ -119,4 +126,5 @@ class AssociationMessage:
             key=data["key"],
             quality=float(quality),
             indexed_at=data["indexed_at"],
+            uploaded_at=uploaded_at,
         )

@@ -23,6 +23,8 @@ class Reason:
     FACE_NOT_FOUND = "FACE_NOT_FOUND"
     ASSOCIATED_TO_A_DIFFERENT_USER = "ASSOCIATED_TO_A_DIFFERENT_USER"
     USER_DELETED = "USER_DELETED"
+    # The user is being erased (right to be forgotten): nothing is enrolled until it finished.
+    USER_BEING_ERASED = "USER_BEING_ERASED"
     # FAILED reasons (retries exhausted on a transient error).
     THROTTLED = "THROTTLED"
     SERVICE_ERROR = "SERVICE_ERROR"

@@ -114,6 +114,7 @@ class Activation:
         photo_ids: list[str],
         schedule: list[int],
         name: str = "run-1",
+        upload_lag_s: int = 0,
     ) -> str:
         execution_input = {
             "userId": user_id,
@@ -123,6 +124,7 @@ class Activation:
             "waitSchedule": schedule,
             "attempt": 0,
             "waited": 0,
+            "uploadLagSeconds": upload_lag_s,
         }
         return str(
             self.sfn.start_execution(
@@ -202,7 +204,8 @@ def test_user_becoming_active_marks_user_and_photos_active_and_publishes_latency
     for photo_id in ("p-1", "p-2"):
         activation.put_photo(USER, photo_id)
     # When the activation runs and the update completes after its first check
-    execution = activation.start(USER, face_ids, ["p-1", "p-2"], schedule=[1, 1, 1])
+    # (the batch's oldest photo reached S3 7 s before the execution started)
+    execution = activation.start(USER, face_ids, ["p-1", "p-2"], schedule=[1, 1, 1], upload_lag_s=7)
     deadline = time.monotonic() + EXECUTION_TIMEOUT_S
     while activation.entered(execution, "WaitBeforeNextCheck") == 0:
         assert time.monotonic() < deadline, "the first check never saw UPDATING"
@@ -220,6 +223,8 @@ def test_user_becoming_active_marks_user_and_photos_active_and_publishes_latency
     for photo_id in ("p-1", "p-2"):
         assert activation.item(USER, f"PHOTO#{photo_id}")["status"] == "ACTIVE"
     assert activation.metric_sum("ActivationSeconds") == 1.0
+    # Upload to ACTIVE = the lag before the execution + the time it waited
+    assert activation.metric_sum("UploadToActiveSeconds") == 8.0
     assert activation.calls["SearchUsers"] == 2  # UPDATING, then ACTIVE
 
 
@@ -370,17 +375,19 @@ def test_running_twice_is_harmless_and_keeps_settled_photos(activation: Activati
     assert activation.item(USER, "PHOTO#p-1")["status"] == "DELETED"
 
 
-def test_user_deleted_meanwhile_is_not_resurrected(activation: Activation) -> None:
+@pytest.mark.parametrize("erased", ["DELETED", "ERASING"])
+def test_user_deleted_meanwhile_is_not_resurrected(activation: Activation, erased: str) -> None:
+    # An erasure (DELETE /users/{id}) that finished, or is still running, owns the user item
     face_ids = activation.enroll(USER)
     activation.let_updates_finish()
-    activation.put_user(USER, status="DELETED")
+    activation.put_user(USER, status=erased)
     activation.put_photo(USER, "p-1", status="DELETED")
 
     result = activation.wait(activation.start(USER, face_ids, ["p-1"], schedule=[0]))
 
     assert result["status"] == "SUCCEEDED"
     assert activation.entered(result["executionArn"], "UserGoneMeanwhile") == 1
-    assert activation.item(USER, "USER")["status"] == "DELETED"
+    assert activation.item(USER, "USER")["status"] == erased
     assert activation.item(USER, "PHOTO#p-1")["status"] == "DELETED"
 
 

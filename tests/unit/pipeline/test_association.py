@@ -51,6 +51,8 @@ def test_batch_associates_each_user_and_starts_one_activation(pipeline, photo):
     assert payload["probeFaceId"] in alice_faces
     assert payload["waitSchedule"] == list(pipeline.settings.activation_wait_schedule)
     assert (payload["attempt"], payload["waited"]) == (0, 0)
+    # Seconds since the batch's oldest upload (or indexing, for messages without upload time)
+    assert 0 <= payload["uploadLagSeconds"] < 60
 
 
 def test_replayed_batch_makes_no_new_association(pipeline, photo):

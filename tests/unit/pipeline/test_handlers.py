@@ -152,11 +152,17 @@ def test_moto_s3_notifications_reach_the_index_handler(pipeline, photo, handlers
     event = sqs_event([m["Body"] for m in received], ids=[m["MessageId"] for m in received])
 
     assert index.handler(event, FakeContext()) == {"batchItemFailures": []}
-    # moto's notification carries no versionId: the photo is keyed by (bucket, key) alone.
+    # The photo is keyed by (bucket, key, version) as the notification gives them. moto's own
+    # notification has no versionId; a running local stack adds it, as AWS does (the runner
+    # patches moto process-wide), so read it from the message rather than assume either.
     from enrollment.keys import photo_id
+    from enrollment.messages import parse_s3_notification
 
-    item = pipeline.ledger.get_photo("alice", photo_id(BUCKET, "enroll/alice/café + tea.jpg", None))
+    [uploaded] = [o for m in received for o in parse_s3_notification(m["Body"])]
+    assert uploaded.key == "enroll/alice/café + tea.jpg"
+    item = pipeline.ledger.get_photo("alice", photo_id(BUCKET, uploaded.key, uploaded.version_id))
     assert item is not None and item["status"] == "INDEXED"
+    assert item.get("version_id") == uploaded.version_id
 
 
 def test_settings_errors_are_clear(pipeline, handlers, monkeypatch):

@@ -28,6 +28,8 @@ def test_one_face_is_indexed_and_announced(pipeline, photo):
     assert message.face_id == outcome.face_id
     assert message.photo_id == item["photo_id"]
     assert message.key == "enroll/alice/a.jpg"
+    # The API shows when the face was indexed: the ledger and the message carry the same time.
+    assert item["indexed_at"] == message.indexed_at
     # The ExternalImageId IndexFaces stored is the photo id.
     face = pipeline.rekognition.list_faces(CollectionId="face-enrollment")["Faces"][0]
     assert face["ExternalImageId"] == item["photo_id"]
@@ -44,9 +46,11 @@ def test_same_notification_twice_changes_nothing(pipeline, photo):
     assert second[0].replayed and second[0].face_id == first[0].face_id
     assert pipeline.photo("alice", "enroll/alice/a.jpg") == item_before
     assert len(pipeline.collection_face_ids()) == 1
-    # The replay re-sends the (idempotent) association message of an INDEXED photo.
+    # The replay re-sends the (idempotent) association message of an INDEXED photo, with the
+    # original indexing time (keep order follows it under the reject cap policy).
     messages = pipeline.association_messages()
     assert {m.face_id for _, m in messages} == {first[0].face_id}
+    assert {m.indexed_at for _, m in messages} == {item_before["indexed_at"]}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ def test_sample_notification_is_parsed_and_decoded():
     assert obj.bucket == "face-enrollment-photos"
     assert obj.key == "enroll/alice/summer holiday été 1+1.jpg"
     assert obj.version_id and obj.etag and obj.event_name == "ObjectCreated:Put"
+    assert obj.event_time == json.loads(body)["Records"][0]["eventTime"]
 
 
 def test_test_event_and_other_event_types_yield_nothing():
@@ -52,7 +53,14 @@ def test_association_message_round_trip():
         "key",
         "quality",
         "indexed_at",
+        "uploaded_at",
     }
+    # The sample predates uploaded_at: such messages still parse (the lag falls back).
+    assert message.uploaded_at is None
+    with_upload = AssociationMessage.from_json(
+        json.dumps({**json.loads(body), "uploaded_at": "2026-01-02T03:04:05.000Z"})
+    )
+    assert with_upload.uploaded_at == "2026-01-02T03:04:05.000Z"
 
 
 @pytest.mark.parametrize(
@@ -73,3 +81,15 @@ def test_bad_association_messages_are_refused(change, message):
             data[field] = value
     with pytest.raises(MessageError, match=message):
         AssociationMessage.from_json(json.dumps(data))
+
+
+def test_upload_lag_counts_from_the_oldest_upload_and_ignores_bad_times():
+    from datetime import UTC, datetime
+
+    from enrollment.activation import upload_lag_seconds
+
+    now = datetime(2026, 1, 2, 3, 4, 30, tzinfo=UTC)
+    times = ["2026-01-02T03:04:05.000Z", "2026-01-02T03:04:20.500Z", "not a time"]
+    assert upload_lag_seconds(times, now=now) == 25
+    assert upload_lag_seconds(["garbage"], now=now) == 0
+    assert upload_lag_seconds(["2026-01-02T03:05:00Z"], now=now) == 0  # clock skew: never < 0

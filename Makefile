@@ -5,10 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The functions' dependencies for Lambda (arm64, CPython 3.12), bundled into every function's
+# asset; the stamp records the requirements.txt hash the synth checks (infra/lambda_deps.py).
+LAMBDA_DEPS := build/lambda-deps/.bundle-stamp.json
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv demo test check lint types unit integration infra bench synth clean
+.PHONY: venv demo test check lint types unit integration infra bench synth openapi lambda-deps clean
 
 venv: $(STAMP)
 
@@ -19,12 +22,19 @@ $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt pyproject
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+## pip install requirements.txt for Lambda's platform into build/lambda-deps (needs PyPI; about
+## 5-10 s). Runs once and again only when requirements.txt changes; synth and tests never download.
+lambda-deps: $(LAMBDA_DEPS)
+
+$(LAMBDA_DEPS): requirements.txt $(STAMP)
+	$(PY) -m infra.lambda_deps
+
 ## The main job: a local stack enrolling sample photos end to end.
 demo: $(STAMP)
 	$(VENV)/bin/enroll demo $(DEMO_ARGS)
 
 ## The gate CI runs: lint, types, then every test.
-test: $(STAMP) lint types
+test: $(STAMP) $(LAMBDA_DEPS) lint types
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: test
@@ -34,7 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 types: $(STAMP)
-	$(VENV)/bin/mypy functions enroll_local infra app.py
+	$(VENV)/bin/mypy functions enroll_local enroll_cli infra app.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
@@ -42,7 +52,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-infra: $(STAMP)
+infra: $(STAMP) $(LAMBDA_DEPS)
 	$(PY) -m pytest -m infra $(PYTEST_ARGS)
 
 ## Benchmarks print their figures; they are not part of `make test`.
@@ -50,8 +60,12 @@ bench: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_engine $(BENCH_ARGS)
 	$(PY) -m tests.benchmarks.calibrate
 
-synth: $(STAMP)
+synth: $(STAMP) $(LAMBDA_DEPS)
 	$(PY) app.py
 
+## Regenerate the query API's OpenAPI document from its code (a test fails when it is stale).
+openapi: $(STAMP)
+	$(PY) -m query_api.openapi
+
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

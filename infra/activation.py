@@ -77,7 +77,8 @@ class Activation(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=config.state_machine_name,
+            # No name: CloudFormation derives one from the stack (PipelineConfig's
+            # state_machine_name is the local runner's), so stages never collide.
             # STANDARD: executions wait minutes (the schedule sums to ~5 min) and their
             # deterministic names must stay unique for 90 days so duplicates collapse.
             state_machine_type=sfn.StateMachineType.STANDARD,

@@ -10,7 +10,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from .config import PipelineConfig
-from .lambda_function import LEDGER_ACTIONS, PipelineFunction
+from .lambda_function import ASSOCIATE_LEDGER_ACTIONS, PipelineFunction
 from .queues import QueueWithDlq
 
 
@@ -32,8 +32,6 @@ class Association(Construct):
         self.queues = QueueWithDlq(
             self,
             "Queue",
-            queue_name=config.association_queue_name,
-            dlq_name=config.association_dlq_name,
             visibility_timeout_s=config.associate_visibility_timeout_s,
             retention_s=config.queue_retention_s,
             dlq_retention_s=config.dlq_retention_s,
@@ -80,7 +78,14 @@ class Association(Construct):
                 resources=[collection_arn],
             )
         )
-        table.grant(self.function, *LEDGER_ACTIONS)
+        # The table only (table.grant would add its indexes): this code reads items by key.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RecordAssociations",
+                actions=list(ASSOCIATE_LEDGER_ACTIONS),
+                resources=[table.table_arn],
+            )
+        )
         state_machine.grant_start_execution(self.function)
         # A replay checks whether its batch's execution already exists before touching the user.
         state_machine.grant_execution(self.function, "states:DescribeExecution")

@@ -11,6 +11,7 @@ Units are in the field names (``_s`` seconds, ``_mb`` megabytes, ``_tps`` transa
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 # Rekognition's default IndexFaces quota (reference §3.2): 50 TPS in the three big regions,
@@ -28,9 +29,16 @@ ESM_MAX_CONCURRENCY = 1000
 # reappear while it is still being processed.
 VISIBILITY_TIMEOUT_FACTOR = 6
 
+# API Gateway REST APIs end an integration after 29 s (the default maximum) with a 504; a
+# function allowed to run longer would keep working for an answer nobody receives.
+API_GATEWAY_INTEGRATION_TIMEOUT_S = 29
+
 FACE_CAP_POLICIES = ("reject", "keep-best")
 MULTI_FACE_POLICIES = ("reject", "largest")
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
+# A stage is a short DNS-like label: it names the stack and prefixes the collection id.
+_STAGE = re.compile(r"[a-z][a-z0-9-]{0,15}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class PipelineConfig:
     """Every deployment setting of the pipeline, with the unit in each numeric field's name."""
 
     # --- resource names (the local runner creates resources with exactly these) ---
+    # The CDK stack uses none of the bucket, queue, table and state machine names: it lets
+    # CloudFormation name them (unique per stack) and derives the collection id from
+    # ``collection_id``, the stage and the stack's id, so stages and redeploys never collide.
     bucket_name: str = "face-enrollment-photos"
     enroll_prefix: str = "enroll/"
     upload_queue_name: str = "face-enrollment-upload"
@@ -81,6 +92,38 @@ class PipelineConfig:
     # functions stay under it even with several calls per batch.
     associate_max_concurrency: int = ESM_MIN_CONCURRENCY
 
+    # --- query API and erasure ---
+    api_name: str = "face-enrollment-api"
+    # The stage is the URL's first path segment: https://<id>.execute-api.<region>.amazonaws.com/v1
+    api_stage_name: str = "v1"
+    # Access logs need the account's API Gateway CloudWatch role (one per account and region,
+    # AWS::ApiGateway::Account). False when another stack of the account already manages it.
+    api_manage_cloudwatch_role: bool = True
+    # Under API Gateway's 29 s integration timeout, so the function's own error (and its log
+    # line) wins over a bare gateway 504. 512 MB: a probe image is up to 5 MB, held decoded and
+    # base64-encoded at once.
+    api_function_timeout_s: int = 25
+    api_function_memory_mb: int = 512
+    # Stage-wide throttling (token bucket: steady requests per second, bucket size). Reads are
+    # ledger lookups; the Rekognition-backed POSTs get their own, lower limit below.
+    api_throttle_rate_rps: int = 50
+    api_throttle_burst: int = 100
+    # POST /search and POST /users/{userId}/verify each call SearchUsersByImage, whose default
+    # quota is 5 TPS outside us-east-1, us-west-2 and eu-west-1 (50 TPS there): the gateway
+    # refuses the excess with a 429 before it becomes Rekognition throttling.
+    api_search_throttle_rate_rps: int = 5
+    api_search_throttle_burst: int = 10
+    # Erasure worker (DELETE /users/{userId} queues one message per user). One user per
+    # invocation: the whole timeout belongs to one erasure; it is resumable, so a timeout only
+    # means the redelivery finishes it. DeleteUser/DeleteFaces are 5 TPS in every region: two
+    # pollers (Lambda's minimum) stay under it.
+    erasure_batch_size: int = 1
+    erasure_function_timeout_s: int = 300
+    erasure_function_memory_mb: int = 256
+    # 6 x 300 s timeout (+0 s window): see VISIBILITY_TIMEOUT_FACTOR.
+    erasure_visibility_timeout_s: int = 1800
+    erasure_max_concurrency: int = ESM_MIN_CONCURRENCY
+
     # --- both queues ---
     # Deliveries before a message moves to its DLQ; the functions read the same number
     # (MAX_RECEIVE_COUNT) to record FAILED on the last delivery.
@@ -113,12 +156,42 @@ class PipelineConfig:
     lambda_architecture: str = "arm64"
     log_level: str = "INFO"
     log_retention_days: int = 30
-    # The functions' runtime dependencies (Powertools with the tracer extra) come from the public
-    # Powertools v3 layer: bundling requirements.txt for arm64 needs Docker or network at synth
-    # time, neither of which a CI synth should rely on. Keep the layer's Powertools version equal
-    # to requirements.txt's pin (check: aws lambda get-layer-version-by-arn --arn <arn>).
-    powertools_layer_account: str = "017000801446"
-    powertools_layer_version: int = 27
+    # The functions' runtime dependencies are requirements.txt, installed for this runtime and
+    # architecture into build/lambda-deps by `make lambda-deps` (infra/lambda_deps.py) and
+    # bundled into every function's asset: no layer, no Docker.
+
+    # --- deployment (the CDK stack only) ---
+    # The stage (`cdk deploy -c stage=prod`) names the stack (FaceEnrollment-<stage>) and prefixes
+    # the collection id, so several stages fit in one account.
+    stage: str = "dev"
+    # Optional e-mail subscription of the alarm topic (`-c alarm_email=ops@example.com`).
+    alarm_email: str = ""
+
+    # --- photo bucket lifecycle ---
+    # Old versions of a biometric photo (overwritten or deleted keys) are kept this long, then
+    # expire: long enough to investigate a bad upload, short enough not to hoard face images.
+    photo_noncurrent_version_expiry_days: int = 30
+    # An upload that never completed leaves invisible, billed parts behind: drop them.
+    multipart_upload_abort_days: int = 1
+
+    # --- alarms (all notify one SNS topic) ---
+    # Period of the DLQ, queue-age and activation alarms (CloudWatch publishes these every minute).
+    alarm_period_s: int = 60
+    # Oldest message on the upload or association queue: above two visibility timeouts' worth, a
+    # photo is stuck rather than retried once (index 360 s, associate 900 s by default).
+    alarm_queue_age_s: int = 1800
+    # Function errors / invocations x 100 over one period, alarmed after that many periods.
+    alarm_function_error_rate_percent: float = 5.0
+    alarm_function_error_period_s: int = 300
+    alarm_function_error_periods: int = 2
+    # Rekognition throttling is normal in a burst (the functions retry): alarm only when every
+    # one of N consecutive periods saw at least this many throttled calls of an operation.
+    alarm_rekognition_throttles_per_period: int = 1
+    alarm_rekognition_throttle_period_s: int = 60
+    alarm_rekognition_throttle_periods: int = 5
+    # API Gateway 5XXError responses in one period.
+    alarm_api_5xx_per_period: int = 1
+    alarm_api_5xx_period_s: int = 300
 
     # Seams for later constructs (API, dashboard/alarms, bulk backfill) read the same object;
     # free-form tags are applied to every resource of the stack.
@@ -158,6 +231,12 @@ class PipelineConfig:
                 self.associate_visibility_timeout_s,
                 self.associate_function_timeout_s,
                 self.associate_batching_window_s,
+            ),
+            (
+                "erasure",
+                self.erasure_visibility_timeout_s,
+                self.erasure_function_timeout_s,
+                0,
             ),
         ):
             needed = VISIBILITY_TIMEOUT_FACTOR * timeout + window
@@ -199,8 +278,72 @@ class PipelineConfig:
             found.append("search_match_threshold_percent must be 0..100")
         if not 1 <= self.search_max_users <= 500:
             found.append("search_max_users must be 1..500 (SearchUsersByImage MaxUsers)")
+        found += self._api_and_erasure_problems()
         if self.lambda_architecture not in ("arm64", "x86_64"):
             found.append("lambda_architecture must be arm64 or x86_64")
+        found += self._deployment_problems()
+        return found
+
+    def _api_and_erasure_problems(self) -> list[str]:
+        """The rules of the query API's and the erasure worker's settings."""
+        found: list[str] = []
+        if not 1 <= self.api_function_timeout_s <= API_GATEWAY_INTEGRATION_TIMEOUT_S:
+            found.append(
+                f"api_function_timeout_s must be 1..{API_GATEWAY_INTEGRATION_TIMEOUT_S} "
+                "(API Gateway's integration timeout)"
+            )
+        for name, memory in (
+            ("api_function_memory_mb", self.api_function_memory_mb),
+            ("erasure_function_memory_mb", self.erasure_function_memory_mb),
+        ):
+            if not 128 <= memory <= 10_240:
+                found.append(f"{name} must be 128..10240 (Lambda's range)")
+        if not self.api_stage_name.replace("_", "").replace("-", "").isalnum():
+            found.append("api_stage_name may hold only letters, digits, '-' and '_'")
+        if self.api_throttle_rate_rps < 1 or self.api_throttle_burst < 1:
+            found.append("api_throttle_rate_rps and api_throttle_burst must be >= 1")
+        if not 1 <= self.api_search_throttle_rate_rps <= self.api_throttle_rate_rps:
+            found.append("api_search_throttle_rate_rps must be 1..api_throttle_rate_rps")
+        if not 1 <= self.api_search_throttle_burst <= self.api_throttle_burst:
+            found.append("api_search_throttle_burst must be 1..api_throttle_burst")
+        # No batching window on the erasure source, so Lambda caps the batch at 10.
+        if not 1 <= self.erasure_batch_size <= 10:
+            found.append("erasure_batch_size must be 1..10 (an SQS source without a window)")
+        if not ESM_MIN_CONCURRENCY <= self.erasure_max_concurrency <= ESM_MAX_CONCURRENCY:
+            found.append(f"erasure_max_concurrency must be {ESM_MIN_CONCURRENCY}..1000")
+        return found
+
+    def _deployment_problems(self) -> list[str]:
+        """The stage, lifecycle and alarm settings' rules."""
+        found: list[str] = []
+        # Lower case: the stage ends up in the stack name and, through it, in bucket names.
+        if not _STAGE.fullmatch(self.stage):
+            found.append(f"stage must match {_STAGE.pattern} (e.g. dev, prod), got {self.stage!r}")
+        if self.alarm_email and not _EMAIL.fullmatch(self.alarm_email):
+            found.append(f"alarm_email must be an e-mail address, got {self.alarm_email!r}")
+        if self.photo_noncurrent_version_expiry_days < 1 or self.multipart_upload_abort_days < 1:
+            found.append(
+                "photo_noncurrent_version_expiry_days and multipart_upload_abort_days >= 1"
+            )
+        for name in (
+            "alarm_period_s",
+            "alarm_function_error_period_s",
+            "alarm_rekognition_throttle_period_s",
+            "alarm_api_5xx_period_s",
+        ):
+            if getattr(self, name) < 60 or getattr(self, name) % 60:
+                found.append(f"{name} must be a whole number of minutes (CloudWatch periods)")
+        if self.alarm_queue_age_s < 60:
+            found.append("alarm_queue_age_s must be at least 60")
+        if not 0 < self.alarm_function_error_rate_percent <= 100:
+            found.append("alarm_function_error_rate_percent must be in (0, 100]")
+        if self.alarm_function_error_periods < 1:
+            found.append("alarm_function_error_periods must be >= 1")
+        if self.alarm_rekognition_throttle_periods < 2:
+            # One period is a spike; sustained throttling needs several periods in a row.
+            found.append("alarm_rekognition_throttle_periods must be >= 2")
+        if self.alarm_rekognition_throttles_per_period < 1 or self.alarm_api_5xx_per_period < 1:
+            found.append("alarm_rekognition_throttles_per_period and alarm_api_5xx_per_period >= 1")
         return found
 
     @classmethod
@@ -240,15 +383,6 @@ class PipelineConfig:
     def activation_max_checks(self) -> int:
         """SearchUsers calls one activation makes at most: one before each wait and one after."""
         return len(self.activation_wait_schedule_s) + 1
-
-    def powertools_layer_arn(self, region: str) -> str:
-        """ARN of the public Powertools v3 layer matching the runtime and architecture."""
-        python = self.lambda_runtime.replace(".", "")
-        return (
-            f"arn:aws:lambda:{region}:{self.powertools_layer_account}:layer:"
-            f"AWSLambdaPowertoolsPythonV3-{python}-{self.lambda_architecture}:"
-            f"{self.powertools_layer_version}"
-        )
 
     def lambda_environment(
         self,

@@ -12,7 +12,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import PipelineConfig
-from .lambda_function import LEDGER_ACTIONS, PipelineFunction
+from .lambda_function import INDEX_LEDGER_ACTIONS, PipelineFunction
 from .queues import QueueWithDlq
 
 
@@ -24,6 +24,26 @@ def private_bucket_props() -> dict[str, object]:
         "encryption": s3.BucketEncryption.S3_MANAGED,
         "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
     }
+
+
+def photo_lifecycle_rules(config: PipelineConfig) -> list[s3.LifecycleRule]:
+    """Expire old versions of photos after the configured days; abort stale multipart uploads."""
+    return [
+        s3.LifecycleRule(
+            id="ExpireNoncurrentPhotoVersions",
+            noncurrent_version_expiration=Duration.days(
+                config.photo_noncurrent_version_expiry_days
+            ),
+            # Delete markers left with no version behind them are removed too.
+            expired_object_delete_marker=True,
+        ),
+        s3.LifecycleRule(
+            id="AbortIncompleteMultipartUploads",
+            abort_incomplete_multipart_upload_after=Duration.days(
+                config.multipart_upload_abort_days
+            ),
+        ),
+    ]
 
 
 class Ingest(Construct):
@@ -40,6 +60,9 @@ class Ingest(Construct):
         association_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Retained, like the photo bucket (the logs are the audit trail of who read which photo).
+        # No bucket names: CloudFormation derives them from the stack name (unique per stage),
+        # so a redeploy after `cdk destroy` never meets the retained buckets' names.
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -49,20 +72,18 @@ class Ingest(Construct):
         self.bucket = s3.Bucket(
             self,
             "Photos",
-            bucket_name=config.bucket_name,
             # The ExternalImageId is a function of (bucket, key, version): versioning makes a
             # re-upload under the same key a new photo instead of silently replacing the old one.
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="photos/",
+            lifecycle_rules=photo_lifecycle_rules(config),
             removal_policy=RemovalPolicy.RETAIN,
             **private_bucket_props(),  # type: ignore[arg-type]
         )
         self.queues = QueueWithDlq(
             self,
             "UploadQueue",
-            queue_name=config.upload_queue_name,
-            dlq_name=config.upload_dlq_name,
             visibility_timeout_s=config.index_visibility_timeout_s,
             retention_s=config.queue_retention_s,
             dlq_retention_s=config.dlq_retention_s,
@@ -121,5 +142,18 @@ class Ingest(Construct):
                 resources=[self.bucket.arn_for_objects(f"{config.enroll_prefix}*")],
             )
         )
-        table.grant(self.function, *LEDGER_ACTIONS)
-        association_queue.grant_send_messages(self.function)
+        # The table only (table.grant would add its indexes): this code reads items by key.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RecordPhotos", actions=list(INDEX_LEDGER_ACTIONS), resources=[table.table_arn]
+            )
+        )
+        # SendMessage only (grant_send_messages would add GetQueueAttributes/GetQueueUrl, which
+        # the code never calls: it has the queue URL). The queue is SQS-managed SSE: no KMS.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="SendToAssociationQueue",
+                actions=["sqs:SendMessage"],
+                resources=[association_queue.queue_arn],
+            )
+        )

@@ -1,35 +1,48 @@
 """One helper that builds every pipeline function the same way.
 
-Every function ships the whole ``functions/`` folder (its thin handler plus the shared
-``enrollment`` package), runs on arm64 Python with X-Ray tracing and Powertools configured by
-environment variables, and gets its runtime dependencies from the public Powertools layer.
+Every function ships one asset: the runtime dependencies pinned in requirements.txt (built for
+Lambda's platform into build/lambda-deps by ``make lambda-deps``, see ``lambda_deps``) plus the
+whole ``functions/`` folder (its thin handler and the shared ``enrollment`` package). It runs on
+arm64 Python with X-Ray tracing and Powertools configured by environment variables. Bundling is a
+local copy (no Docker, no download at synth), and synth fails when the dependency folder is
+missing or was built from other pins.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from .config import PipelineConfig
+from .lambda_deps import DEPS_DIR, STAMP_NAME, check
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
 # Never bundle caches, tests or local state into the Lambda asset.
-_ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "*.egg-info"]
+_IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "*.egg-info", STAMP_NAME
+)
 
-# What the shared ledger module does (conditional puts/updates, point reads, per-user queries);
-# narrower than grant_read_write_data, which would also allow Scan, DeleteItem and batch writes.
-LEDGER_ACTIONS = (
+# The ledger calls each function's code makes (enrollment.ledger.Ledger), nothing more:
+# index: get_photo / claim_content / get_user (GetItem), record_photo / claim_content (PutItem).
+INDEX_LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+# associate: user_photos (Query), ensure_user (PutItem, GetItem), transition_photo and
+# mark_user_updating (UpdateItem).
+ASSOCIATE_LEDGER_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:Query",
-    "dynamodb:ConditionCheckItem",
 )
 
 _RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
@@ -96,9 +109,6 @@ class PipelineFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", config.powertools_layer_arn(Stack.of(self).region)
-        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -107,11 +117,59 @@ class PipelineFunction(Construct):
             architecture=_ARCHITECTURES[config.lambda_architecture],
             handler=handler,
             role=self.role,
-            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=_ASSET_EXCLUDES),
-            layers=[powertools],
+            code=function_code(config),
             timeout=Duration.seconds(timeout_s),
             memory_size=memory_mb,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={**environment, "POWERTOOLS_SERVICE_NAME": service_name},
         )
+
+
+@jsii.implements(ILocalBundling)
+class _CopyBundle:
+    """Local bundling: copy the dependency folder, then ``functions/``, into the asset folder."""
+
+    def __init__(self, deps_dir: Path, functions_dir: Path) -> None:
+        self._deps_dir = deps_dir
+        self._functions_dir = functions_dir
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
+        """Fill ``output_dir``; True tells the CDK that Docker is not needed."""
+        shutil.copytree(self._deps_dir, output_dir, dirs_exist_ok=True, ignore=_IGNORED)
+        shutil.copytree(self._functions_dir, output_dir, dirs_exist_ok=True, ignore=_IGNORED)
+        return True
+
+
+def _tree_digest(root: Path, digest: Any) -> None:
+    """Feed every file the bundle copies from ``root`` (path and content) into ``digest``."""
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        # The same names _IGNORED skips, applied to every level of the path.
+        skipped = any(_IGNORED(str(root), [part]) for part in relative.parts)
+        if path.is_file() and not skipped:
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+
+
+def function_code(
+    config: PipelineConfig, deps_dir: Path = DEPS_DIR, functions_dir: Path = FUNCTIONS_DIR
+) -> lambda_.Code:
+    """The asset every function runs: requirements.txt's pinned packages + ``functions/``.
+
+    Raises ``lambda_deps.LambdaDepsError`` (the synth fails with what to run) when the
+    dependency folder is missing or stale. The asset hash is the dependency stamp plus the
+    content of ``functions/``, so a code or pin change makes a new asset and nothing else does.
+    """
+    target = check(config, deps_dir)
+    digest = hashlib.sha256(json.dumps(target.as_stamp(), sort_keys=True).encode())
+    _tree_digest(functions_dir, digest)
+    return lambda_.Code.from_asset(
+        str(functions_dir),
+        asset_hash=digest.hexdigest(),
+        asset_hash_type=AssetHashType.CUSTOM,
+        bundling=BundlingOptions(
+            # Never pulled: local bundling always succeeds (or the synth has already failed).
+            image=_RUNTIMES[config.lambda_runtime].bundling_image,
+            local=_CopyBundle(deps_dir, functions_dir),
+        ),
+    )

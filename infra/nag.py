@@ -25,8 +25,9 @@ XRAY_WILDCARD = (
 )
 PINNED_RUNTIME = (
     f"{_PACK}AwsSolutions-L1",
-    "Python 3.12 is the runtime the team targets (a PipelineConfig setting) and matches the "
-    "Powertools layer build; moving to a newer runtime is a config change, not a code change.",
+    "Python 3.12 is the runtime the team targets (a PipelineConfig setting) and the one the "
+    "bundled dependencies are built for (make lambda-deps); moving to a newer runtime is a "
+    "config change and a rebuild of the bundle, not a code change.",
 )
 NOTIFICATIONS_HANDLER_ROLE = (
     f"{_PACK}AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
@@ -69,11 +70,71 @@ def suppress_known_findings(stack: FaceEnrollmentStack) -> None:
             "are derived per (user, batch) at run time, so they cannot be listed upfront.",
         ),
     )
+    _acknowledge_query_api_and_erasure(stack)
     handler = stack.node.try_find_child(
         "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
     )
     if handler is not None:
         _acknowledge(handler, NOTIFICATIONS_HANDLER_ROLE)
+
+
+def _acknowledge_query_api_and_erasure(stack: FaceEnrollmentStack) -> None:
+    """The query API's and the erasure worker's accepted findings."""
+    for function in (stack.api.handler, stack.erasure.worker):
+        _acknowledge(function, XRAY_WILDCARD, PINNED_RUNTIME)
+    photos = _logical_id(stack.ingest.bucket)
+    _acknowledge(
+        stack.api.handler,
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::<{photos}.Arn>/*]",
+            "POST /search and /verify accept a probe as an S3 key anywhere in the pipeline's own "
+            "bucket (a probe must not sit under the enrollment prefix, where it would be "
+            "enrolled), and Rekognition reads it with the function's credentials; the bucket is "
+            "fixed by the function, never the caller's choice. Read only (GetObject/Version).",
+        ),
+    )
+    _acknowledge(
+        stack.erasure.worker,
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::<{photos}.Arn>/{stack.config.enroll_prefix}*]",
+            "The erasure worker deletes every version and delete marker under one user's prefix; "
+            "the user ids (and so the keys) are only known at run time. Scoped to the enrollment "
+            "prefix, the only place photos of users live.",
+        ),
+    )
+    rest_api = stack.api.rest_api
+    _acknowledge(
+        rest_api,
+        (
+            f"{_PACK}AwsSolutions-COG4",
+            "IAM (SigV4) is the chosen authorizer: callers are operators' scripts, the enroll CLI "
+            "and backend services holding IAM credentials, not end users of a Cognito user pool. "
+            "/health has no authorizer at all (see APIG4).",
+        ),
+        (
+            f"{_PACK}AwsSolutions-APIG3",
+            "Every route but /health needs a SigV4 signature of an IAM principal, checked by API "
+            "Gateway before the function runs, and the stage throttles per second; a WAFv2 web "
+            "ACL (rate rules, IP sets) is an account-level choice, to attach when the API is "
+            "exposed beyond the account's own callers.",
+        ),
+        (
+            f"{_PACK}AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account's API Gateway CloudWatch role (needed for access and execution logs) "
+            "uses AWS's managed policy made for exactly this; no API data passes through it. "
+            "PipelineConfig.api_manage_cloudwatch_role=False leaves it to another stack.",
+        ),
+    )
+    _acknowledge(
+        stack.api.methods[("/health", "GET")],
+        (
+            f"{_PACK}AwsSolutions-APIG4",
+            "GET /health is deliberately open: a liveness check for monitors that answers "
+            '{"status": "ok"} from the function alone, reading no user data and calling no AWS '
+            "service.",
+        ),
+    )
 
 
 def _logical_id(construct: IConstruct) -> str:

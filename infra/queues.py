@@ -11,7 +11,9 @@ class QueueWithDlq(Construct):
     """A standard SQS queue (``queue``) whose poison messages land in ``dlq`` after N deliveries.
 
     Standard, not FIFO: S3 notifications cannot target FIFO queues, and every consumer is
-    idempotent, so at-least-once, unordered delivery is all the pipeline needs.
+    idempotent, so at-least-once, unordered delivery is all the pipeline needs. CloudFormation
+    names both queues (stack name + id + suffix): no fixed name, so stages and redeploys never
+    collide (PipelineConfig's queue names are the local runner's).
     """
 
     def __init__(
@@ -19,8 +21,6 @@ class QueueWithDlq(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        queue_name: str,
-        dlq_name: str,
         visibility_timeout_s: int,
         retention_s: int,
         dlq_retention_s: int,
@@ -30,7 +30,6 @@ class QueueWithDlq(Construct):
         self.dlq = sqs.Queue(
             self,
             "Dlq",
-            queue_name=dlq_name,
             retention_period=Duration.seconds(dlq_retention_s),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
@@ -38,7 +37,6 @@ class QueueWithDlq(Construct):
         self.queue = sqs.Queue(
             self,
             "Queue",
-            queue_name=queue_name,
             visibility_timeout=Duration.seconds(visibility_timeout_s),
             retention_period=Duration.seconds(retention_s),
             # SQS-managed SSE: S3 can deliver notifications to it without a KMS key policy.

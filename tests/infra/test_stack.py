@@ -20,6 +20,8 @@ from infra.config import PipelineConfig
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 CONFIG = PipelineConfig()
+# The stack's own metrics namespace (FaceEnrollment/<stage>): stages never share alarms.
+NAMESPACE = f"{CONFIG.metrics_namespace}/{CONFIG.stage}"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_cdk_nag_reports_no_unacknowledged_finding_and_every_acknowledgment_has_
     synthesized: tuple[Any, Path],
 ) -> None:
     outdir = synthesized[1]
-    assert (outdir / "FaceEnrollment.template.json").is_file()  # build_app's outdir is honoured
+    assert (outdir / "FaceEnrollment-dev.template.json").is_file()  # build_app's outdir is honoured
     report = json.loads((outdir / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
 
@@ -93,7 +95,7 @@ def test_photo_bucket_is_private_versioned_encrypted_and_logged(template: Any) -
     template.has_resource_properties(
         "AWS::S3::Bucket",
         {
-            "BucketName": CONFIG.bucket_name,
+            "BucketName": Match.absent(),  # CloudFormation names it (test_deploy.py)
             "VersioningConfiguration": {"Status": "Enabled"},
             "PublicAccessBlockConfiguration": {
                 "BlockPublicAcls": True,
@@ -132,25 +134,19 @@ def test_only_the_enroll_prefix_notifies_the_upload_queue(template: Any) -> None
 
 
 @pytest.mark.parametrize(
-    ("queue_name", "dlq_name", "visibility_s"),
+    ("queue_id", "visibility_s"),
     [
-        (CONFIG.upload_queue_name, CONFIG.upload_dlq_name, CONFIG.index_visibility_timeout_s),
-        (
-            CONFIG.association_queue_name,
-            CONFIG.association_dlq_name,
-            CONFIG.associate_visibility_timeout_s,
-        ),
+        ("IngestUploadQueue", CONFIG.index_visibility_timeout_s),
+        ("AssociationQueue", CONFIG.associate_visibility_timeout_s),
     ],
 )
 def test_queues_are_standard_encrypted_and_redrive_to_their_dlq(
-    template: Any, queue_name: str, dlq_name: str, visibility_s: int
+    template: Any, queue_id: str, visibility_s: int
 ) -> None:
-    queues = {
-        q["Properties"]["QueueName"]: (lid, q)
-        for lid, q in _resources(template, "AWS::SQS::Queue").items()
-    }
-    _, queue = queues[queue_name]
-    dlq_id, dlq = queues[dlq_name]
+    queues = _resources(template, "AWS::SQS::Queue")
+    queue = queues[_logical_id(template, queue_id)]
+    dlq_id = _logical_id(template, queue_id + "Dlq")
+    dlq = queues[dlq_id]
 
     props = queue["Properties"]
     assert "FifoQueue" not in props  # S3 cannot notify FIFO queues
@@ -165,7 +161,7 @@ def test_queues_are_standard_encrypted_and_redrive_to_their_dlq(
 
 def test_queues_refuse_plain_http(template: Any) -> None:
     policies = _resources(template, "AWS::SQS::QueuePolicy").values()
-    assert len(policies) == 4  # two queues, two DLQs
+    assert len(policies) == 6  # upload, association and erasure queues, each with its DLQ
     for policy in policies:
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -232,10 +228,10 @@ def test_functions_run_arm64_python_with_tracing_and_the_contract_environment(
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["Timeout"] == timeout_s
     assert props["MemorySize"] == memory_mb
-    assert "AWSLambdaPowertoolsPythonV3-python312-arm64" in json.dumps(props["Layers"])
+    assert "Layers" not in props  # dependencies are bundled (test_deploy.py)
     env = props["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == service
-    assert env["COLLECTION_ID"] == CONFIG.collection_id
+    assert env["COLLECTION_ID"] == _collection_id(template)
     assert env["ENROLL_PREFIX"] == CONFIG.enroll_prefix
     assert env["MAX_RECEIVE_COUNT"] == str(CONFIG.max_receive_count)
     assert env["LEDGER_TABLE"] == {"Ref": _logical_id(template, "LedgerTable")}
@@ -296,9 +292,7 @@ def test_state_machine_role_is_search_users_update_item_and_namespaced_metrics(
     assert _actions(update) == {"dynamodb:UpdateItem"}
     assert update["Resource"] == {"Fn::GetAtt": [_logical_id(template, "LedgerTable"), "Arn"]}
     metrics = _statement_with(statements, "cloudwatch:PutMetricData")
-    assert metrics["Condition"] == {
-        "StringEquals": {"cloudwatch:namespace": CONFIG.metrics_namespace}
-    }
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
     all_actions = set().union(*(_actions(s) for s in statements))
     assert not any(
         a.startswith("rekognition:") and a != "rekognition:SearchUsers" for a in all_actions
@@ -309,11 +303,13 @@ def test_state_machine_role_is_search_users_update_item_and_namespaced_metrics(
 
 
 def test_ledger_table_is_on_demand_with_pitr_and_retained(template: Any) -> None:
+    from aws_cdk.assertions import Match
+
     template.has_resource(
         "AWS::DynamoDB::Table",
         {
             "Properties": {
-                "TableName": CONFIG.ledger_table_name,
+                "TableName": Match.absent(),  # CloudFormation names it (test_deploy.py)
                 "KeySchema": [
                     {"AttributeName": "pk", "KeyType": "HASH"},
                     {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -327,25 +323,29 @@ def test_ledger_table_is_on_demand_with_pitr_and_retained(template: Any) -> None
 
 
 def test_collection_exists_in_the_stack(template: Any) -> None:
-    template.has_resource(
-        "AWS::Rekognition::Collection",
-        {"Properties": {"CollectionId": CONFIG.collection_id}, "DeletionPolicy": "Retain"},
-    )
+    template.has_resource("AWS::Rekognition::Collection", {"DeletionPolicy": "Retain"})
+    # <collection_id>-<stage>-<piece of the stack id>: see test_deploy.py.
+    assert CONFIG.collection_id + "-dev-" in json.dumps(_collection_id(template))
+
+
+def _collection_id(template: Any) -> Any:
+    (collection,) = _resources(template, "AWS::Rekognition::Collection").values()
+    return collection["Properties"]["CollectionId"]
 
 
 def test_state_machine_runs_the_reviewed_asl_with_substitutions(template: Any) -> None:
     (machine,) = _resources(template, "AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
 
-    assert props["StateMachineName"] == CONFIG.state_machine_name
+    assert "StateMachineName" not in props  # CloudFormation names it (test_deploy.py)
     assert props["StateMachineType"] == "STANDARD"
     assert props["DefinitionString"] == activation_template()
     assert "aws-sdk:rekognition:searchUsers" in props["DefinitionString"]
     assert "listUsers" not in props["DefinitionString"]
     substitutions = props["DefinitionSubstitutions"]
-    assert substitutions["CollectionId"] == CONFIG.collection_id
+    assert substitutions["CollectionId"] == _collection_id(template)
     assert substitutions["LedgerTable"] == {"Ref": _logical_id(template, "LedgerTable")}
-    assert substitutions["MetricsNamespace"] == CONFIG.metrics_namespace
+    assert substitutions["MetricsNamespace"] == NAMESPACE
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
 
@@ -361,7 +361,7 @@ def test_alarms_watch_both_dlqs_and_failed_activations(template: Any) -> None:
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
-            "Namespace": CONFIG.metrics_namespace,
+            "Namespace": NAMESPACE,
             "MetricName": "ActivationFailed",
             "Statistic": "Sum",
             "Threshold": 1,

@@ -6,12 +6,16 @@ outcomes"); the demo and the end-to-end tests read it through these functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+
+from enroll_cli.tables import format_table
+
+__all__ = ["LedgerSnapshot", "format_table", "photos_table", "read_ledger", "users_table"]
 
 TERMINAL_PHOTO_STATES = frozenset({"ACTIVE", "REJECTED", "FAILED", "DELETED"})
 TERMINAL_USER_STATES = frozenset({"ACTIVE", "FAILED", "DELETED"})
@@ -72,18 +76,6 @@ def read_ledger(dynamodb: Any, table: str) -> LedgerSnapshot:
     users.sort(key=lambda u: str(u.get("user_id", "")))
     photos.sort(key=lambda p: (str(p.get("key", "")), str(p.get("updated_at", ""))))
     return LedgerSnapshot(users=users, photos=photos)
-
-
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain-text table with aligned columns (empty cells for None)."""
-    text_rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in text_rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in text_rows]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def users_table(snapshot: LedgerSnapshot) -> str:

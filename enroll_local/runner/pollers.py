@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enroll_local.runner.lambda_context import LocalLambdaContext
+from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class QueuePoller:
         idle_wait_seconds: int = DEFAULT_IDLE_WAIT_SECONDS,
         invoke_lock: threading.Lock | None = None,
         record_bodies: bool = False,
+        metrics_bridge: MetricsBridge | None = None,
     ) -> None:
         self.mapping = mapping
         self._sqs = sqs
@@ -168,6 +170,8 @@ class QueuePoller:
         self.stats = PollerStats()
         #: Every body delivered, in order, when ``record_bodies`` (tests re-send them).
         self.delivered_bodies: list[str] | None = [] if record_bodies else None
+        #: Turns the handler's EMF output into CloudWatch metrics (None: plain calls).
+        self._metrics_bridge = metrics_bridge
 
     @property
     def busy(self) -> bool:
@@ -279,7 +283,9 @@ class QueuePoller:
             with self._invoke_lock:
                 # Invocations are serialised, so the process env can be the function's own.
                 os.environ.update(mapping.environment)
-                response = mapping.handler(event, context)
+                response = call_handler(
+                    self._metrics_bridge, mapping.function_name, mapping.handler, event, context
+                )
             failed = failed_message_ids(response, ids)
         except Exception as error:
             # A thrown error fails the whole batch, as in Lambda; say it loudly locally.

@@ -37,7 +37,11 @@ class Endpoints:
     association_queue_url: str
     association_dlq_url: str
     state_machine_arn: str
+    #: The query API (``enroll local --api-port``); None when it is not served.
     api_url: str | None = None
+    #: The erasure worker's queue and its DLQ (DELETE /users/{userId} sends to it).
+    erasure_queue_url: str | None = None
+    erasure_dlq_url: str | None = None
 
     def to_json(self) -> str:
         """The endpoints as pretty JSON (keys as in this dataclass)."""
@@ -148,6 +152,13 @@ def provision(
         config.association_dlq_name,
         config.associate_visibility_timeout_s,
     )
+    erasure_url, _, erasure_dlq = _queue_with_dlq(
+        clients.sqs,
+        config,
+        config.erasure_queue_name,
+        config.erasure_dlq_name,
+        config.erasure_visibility_timeout_s,
+    )
     _ensure_bucket(clients.s3, config.bucket_name, region)
     # Configuring the notification makes S3 send an s3:TestEvent first, as in AWS.
     clients.s3.put_bucket_notification_configuration(
@@ -186,4 +197,6 @@ def provision(
         association_queue_url=association_url,
         association_dlq_url=association_dlq,
         state_machine_arn=state_machine_arn,
+        erasure_queue_url=erasure_url,
+        erasure_dlq_url=erasure_dlq,
     )

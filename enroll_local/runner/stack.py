@@ -3,9 +3,10 @@
 ``LocalStack`` starts moto's threaded server with the Rekognition emulator plugged in
 (``enroll_local.rekognition.server.local_endpoint``), creates the resources of
 ``infra.config.PipelineConfig`` on it, points every boto3 client of this process at it
-(``AWS_ENDPOINT_URL``) and runs one poller thread per queue that invokes the very same handler
-functions the cloud runs. It is what ``enroll local`` and ``enroll demo`` run, and what the
-end-to-end tests use.
+(``AWS_ENDPOINT_URL``) and runs one poller thread per queue (upload, association, erasure) that
+invokes the very same handler functions the cloud runs; with ``api_port`` set it also serves the
+query API function over HTTP on loopback (``api_server.py``). It is what ``enroll local`` and
+``enroll demo`` run, and what the end-to-end tests use.
 
 moto's state (S3, SQS, DynamoDB, Step Functions) lives in this process's memory only; the
 emulator's collections, faces and users persist in ``data_dir`` when one is given.
@@ -34,6 +35,8 @@ from enroll_local.rekognition.engines import make_engine
 from enroll_local.rekognition.moto_plugin import install, read_s3_object
 from enroll_local.rekognition.server import local_endpoint
 from enroll_local.rekognition.service import EmulatorConfig, RekognitionEmulator
+from enroll_local.runner.api_server import LocalApiServer
+from enroll_local.runner.metrics_bridge import MetricsBridge
 from enroll_local.runner.pollers import EventSourceMapping, QueuePoller
 from enroll_local.runner.resources import Clients, Endpoints, provision
 from infra.config import PipelineConfig
@@ -56,6 +59,8 @@ class LocalSettings:
 
     host: str = "127.0.0.1"
     port: int = 0  # 0 = any free port
+    #: Port of the query API on ``host``: None = not served, 0 = any free port.
+    api_port: int | None = None
     region: str = "us-east-1"
     engine: str = "dlib"
     data_dir: Path | None = None
@@ -72,6 +77,8 @@ class LocalSettings:
     start_pollers: bool = True
     #: Keep every delivered message body on the pollers (tests re-send them to check idempotency).
     record_deliveries: bool = False
+    #: Turn the handlers' EMF output into CloudWatch metrics on the endpoint (metrics_bridge.py).
+    bridge_metrics: bool = True
 
 
 class PortInUseError(OSError):
@@ -111,6 +118,8 @@ class LocalStack:
         self.pollers: list[QueuePoller] = []
         self._exit = contextlib.ExitStack()
         self._invoke_lock = threading.Lock()
+        self.api_server: LocalApiServer | None = None
+        self.metrics_bridge: MetricsBridge | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,10 +141,15 @@ class LocalStack:
                 local_endpoint(self.emulator, host=self.settings.host, port=self.settings.port)
             )
             self.clients = self._make_clients(url)
+            if self.settings.bridge_metrics:
+                self.metrics_bridge = MetricsBridge(self._cloudwatch_client(url))
             self.endpoints = self._provision(url)
             self._exit.enter_context(_patched_environ(self.lambda_environment()))
+            self._exit.enter_context(_s3_events_with_version_ids())
             if self.settings.start_pollers:
                 self.start_pollers()
+            if self.settings.api_port is not None:
+                self._start_api(self.settings.api_port)
         except BaseException:
             self.stop()
             raise
@@ -173,7 +187,9 @@ class LocalStack:
         install(self.emulator)
         os.environ["MOTO_PORT"] = self.endpoints.endpoint_url.rsplit(":", 1)[-1]
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
-        self.endpoints = self._provision(self.endpoints.endpoint_url)
+        self.endpoints = replace(
+            self._provision(self.endpoints.endpoint_url), api_url=self.endpoints.api_url
+        )
         if running:
             self.start_pollers()
         return self.endpoints
@@ -214,6 +230,15 @@ class LocalStack:
             stepfunctions=client("stepfunctions"),
         )
 
+    def _cloudwatch_client(self, url: str) -> Any:
+        return boto3.client(
+            "cloudwatch",
+            endpoint_url=url,
+            region_name=self.settings.region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
     def _provision(self, url: str) -> Endpoints:
         assert self.clients is not None
         return provision(
@@ -224,6 +249,27 @@ class LocalStack:
             account_id=LOCAL_ACCOUNT_ID,
         )
 
+    def _start_api(self, port: int) -> None:
+        """Serve the query API function on ``host:port`` and record its URL in the endpoints."""
+        from query_api.handler import handler as api_handler
+
+        assert self.endpoints is not None
+        ensure_port_free(self.settings.host, port)
+        server = LocalApiServer(
+            api_handler,
+            environment=lambda: self.lambda_environment(self.config.api_service_name),
+            invoke_lock=self._invoke_lock,
+            function_name=self.config.api_service_name,
+            region=self.settings.region,
+            account_id=LOCAL_ACCOUNT_ID,
+            host=self.settings.host,
+            port=port,
+            timeout_seconds=self.config.api_function_timeout_s,
+            metrics_bridge=self.metrics_bridge,
+        )
+        self.api_server = self._exit.enter_context(server)
+        self.endpoints = replace(self.endpoints, api_url=server.url)
+
     def lambda_environment(self, service_name: str | None = None) -> dict[str, str]:
         """What a handler sees: the deployed function's env, pointed at this stack."""
         assert self.endpoints is not None
@@ -231,6 +277,7 @@ class LocalStack:
             service_name=service_name or self.config.index_service_name,
             association_queue_url=self.endpoints.association_queue_url,
             activation_state_machine_arn=self.endpoints.state_machine_arn,
+            erasure_queue_url=self.endpoints.erasure_queue_url or "",
         )
         env.update(LOCAL_CREDENTIALS)
         env.update(
@@ -244,8 +291,9 @@ class LocalStack:
         return env
 
     def start_pollers(self) -> None:
-        """One poller thread per queue: the two event source mappings of the deployed stack."""
+        """One poller thread per queue: the event source mappings of the deployed stack."""
         from associate_faces.handler import handler as associate_handler
+        from erase_user.handler import handler as erase_handler
         from index_photo.handler import handler as index_handler
 
         assert self.endpoints is not None and self.clients is not None
@@ -280,6 +328,18 @@ class LocalStack:
                 in_flight_visibility_seconds=local.in_flight_visibility_seconds,
                 retry_delay_seconds=local.retry_delay_seconds,
             ),
+            EventSourceMapping(
+                function_name=config.erasure_service_name,
+                handler=erase_handler,
+                environment=self.lambda_environment(config.erasure_service_name),
+                queue_url=endpoints.erasure_queue_url or "",
+                queue_arn=_queue_arn(endpoints, config.erasure_queue_name),
+                batch_size=config.erasure_batch_size,
+                batching_window_seconds=0,
+                function_timeout_seconds=config.erasure_function_timeout_s,
+                in_flight_visibility_seconds=local.in_flight_visibility_seconds,
+                retry_delay_seconds=local.retry_delay_seconds,
+            ),
         ]
         self.pollers = [
             QueuePoller(
@@ -289,6 +349,7 @@ class LocalStack:
                 account_id=LOCAL_ACCOUNT_ID,
                 invoke_lock=self._invoke_lock,
                 record_bodies=local.record_deliveries,
+                metrics_bridge=self.metrics_bridge,
             )
             for mapping in mappings
         ]
@@ -314,9 +375,13 @@ class LocalStack:
         for url in (
             self.endpoints.upload_queue_url,
             self.endpoints.association_queue_url,
+            self.endpoints.erasure_queue_url,
             self.endpoints.upload_dlq_url,
             self.endpoints.association_dlq_url,
+            self.endpoints.erasure_dlq_url,
         ):
+            if url is None:
+                continue
             attributes = self.clients.sqs.get_queue_attributes(
                 QueueUrl=url,
                 AttributeNames=[
@@ -341,9 +406,14 @@ class LocalStack:
         assert self.endpoints is not None
         deadline = time.monotonic() + timeout_seconds
         quiet_since: float | None = None
-        work_queues = (
-            self.endpoints.upload_queue_url.rsplit("/", 1)[-1],
-            self.endpoints.association_queue_url.rsplit("/", 1)[-1],
+        work_queues = tuple(
+            url.rsplit("/", 1)[-1]
+            for url in (
+                self.endpoints.upload_queue_url,
+                self.endpoints.association_queue_url,
+                self.endpoints.erasure_queue_url,
+            )
+            if url is not None
         )
         while time.monotonic() < deadline:
             depths = self.queue_depths()
@@ -380,6 +450,36 @@ def _patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _s3_events_with_version_ids() -> Iterator[None]:
+    """Give moto's S3 event notifications the ``versionId`` (and ``sequencer``) AWS sends.
+
+    In a versioning-enabled bucket AWS names the object version in every ObjectCreated record;
+    moto 5.2 leaves it out, so the pipeline would record each photo without its version and the
+    API could not tie a ledger item to the S3 version it came from.
+    """
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+
+    def with_version(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+        event = original(event_name, bucket, key, notification_id)
+        version = getattr(key, "version_id", None)
+        for record in event["Records"]:
+            obj = record["s3"]["object"]
+            if version and version != "null":
+                obj.setdefault("versionId", version)
+            # Hex, increasing with time: orders events of one key, as AWS documents.
+            obj.setdefault("sequencer", f"{time.time_ns():016X}")
+        return event
+
+    notifications._get_s3_event = with_version  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        notifications._get_s3_event = original  # type: ignore[assignment]
 
 
 def load_endpoints(path: Path) -> Endpoints:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -19,8 +20,8 @@ from enroll_local.rekognition.engines.synthetic import make_synthetic_photo
 ROOT = Path(__file__).resolve().parents[3]
 #: Budget for a child stack to start or a photo to settle (seconds).
 CHILD_TIMEOUT_SECONDS = 60
-DEMO = [sys.executable, "-m", "enroll_local.cli", "demo"]
-LOCAL = [sys.executable, "-m", "enroll_local.cli", "local"]
+DEMO = [sys.executable, "-m", "enroll_cli", "demo"]
+LOCAL = [sys.executable, "-m", "enroll_cli", "local"]
 AWS_CLI = [sys.executable, "-m", "awscli"]
 
 
@@ -118,7 +119,10 @@ def test_local_serves_an_endpoint_that_enrolls_an_upload_and_stops_on_ctrl_c(
             assert time.monotonic() < deadline, "endpoints.json never appeared"
             time.sleep(0.2)
         endpoints = json.loads(endpoints_file.read_text())
-        assert endpoints["api_url"] is None
+        # And the query API is served on loopback by default
+        assert endpoints["api_url"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{endpoints['api_url']}/health", timeout=30) as health:
+            assert json.loads(health.read()) == {"status": "ok"}
         session = {"endpoint_url": endpoints["endpoint_url"], "region_name": endpoints["region"]}
 
         # When a photo is dropped into the bucket with the AWS CLI, as the README shows
@@ -190,7 +194,8 @@ def test_local_started_in_the_background_still_stops_on_sigint(tmp_path: Path) -
     assert child.returncode == 0, (tmp_path / "local.log").read_text()
 
 
-def test_local_on_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--port", "--api-port"])
+def test_local_on_a_port_in_use_is_a_clear_error(tmp_path: Path, option: str) -> None:
     # Given a port another program listens on
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -200,7 +205,7 @@ def test_local_on_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         # When `enroll local` is asked to serve on it
         try:
             done = subprocess.run(
-                [*LOCAL, "--engine", "synthetic", "--port", str(port)],
+                [*LOCAL, "--engine", "synthetic", option, str(port)],
                 env=_env(),
                 capture_output=True,
                 text=True,
@@ -211,4 +216,4 @@ def test_local_on_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
     # Then it exits at once with a message that says what to do
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"port {port}" in done.stderr and "--port" in done.stderr
+    assert f"port {port}" in done.stderr and option in done.stderr

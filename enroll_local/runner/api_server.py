@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from enroll_local.runner.lambda_context import LocalLambdaContext
+from enroll_local.runner.lambda_context import LocalLambdaContext, function_environment
 from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
 
 log = logging.getLogger(__name__)
@@ -317,10 +316,10 @@ class LocalApiServer:
                     aws_request_id=event["requestContext"]["requestId"],
                 )
                 # Invocations are serialised, so the process env can be the function's own.
-                os.environ.update(self.environment())
-                answer = call_handler(
-                    self.metrics_bridge, self.function_name, self.handler, event, context
-                )
+                with function_environment(self.environment()):
+                    answer = call_handler(
+                        self.metrics_bridge, self.function_name, self.handler, event, context
+                    )
             return http_response(answer)
         except Exception:
             # API Gateway answers 502 for a failed or malformed integration response; the

@@ -7,8 +7,11 @@ context carries a real deadline computed from the function's timeout.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 #: Memory reported to handlers; only informative locally (Lambda's default is 128 MB).
@@ -44,3 +47,23 @@ class LocalLambdaContext:
         """Milliseconds left before the function's timeout, like the real context."""
         elapsed = time.monotonic() - self._started_at
         return max(0, int((self.timeout_seconds - elapsed) * 1000))
+
+
+@contextlib.contextmanager
+def function_environment(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in os.environ for the block and restore the previous values after.
+
+    Each Lambda invocation sees its own function's environment; in-process, one invocation's
+    variables must not outlive it (a test that "redeploys" with another setting would otherwise
+    leave it behind for everything that runs later in the process).
+    """
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -10,19 +10,24 @@ message to its DLQ after ``maxReceiveCount`` receives, exactly as in AWS.
 One deliberate local difference: AWS makes a failed message visible again when its visibility
 timeout expires (minutes in the deployed stack). Locally the poller sets the failed messages'
 visibility to ``retry_delay_seconds`` right away, so retries (and the DLQ path) take seconds.
+
+What a handler does to its own queue is left to SQS, as in AWS: the associate function re-sends
+the records of a user that is UPDATING (ConflictException) with a DelaySeconds and reports them
+processed (enrollment/backoff.py); its client reaches this endpoint (AWS_ENDPOINT_URL), moto
+holds the copy back for that delay, and the poller deletes the original like any success. Such
+a copy is counted in ApproximateNumberOfMessagesDelayed, not in the visible or in-flight counts.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from enroll_local.runner.lambda_context import LocalLambdaContext
+from enroll_local.runner.lambda_context import LocalLambdaContext, function_environment
 from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
 
 log = logging.getLogger(__name__)
@@ -280,9 +285,8 @@ class QueuePoller:
         if self.delivered_bodies is not None:
             self.delivered_bodies.extend(m["Body"] for m in messages)
         try:
-            with self._invoke_lock:
+            with self._invoke_lock, function_environment(mapping.environment):
                 # Invocations are serialised, so the process env can be the function's own.
-                os.environ.update(mapping.environment)
                 response = call_handler(
                     self._metrics_bridge, mapping.function_name, mapping.handler, event, context
                 )

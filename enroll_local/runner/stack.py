@@ -36,6 +36,7 @@ from enroll_local.rekognition.moto_plugin import install, read_s3_object
 from enroll_local.rekognition.server import local_endpoint
 from enroll_local.rekognition.service import EmulatorConfig, RekognitionEmulator
 from enroll_local.runner.api_server import LocalApiServer
+from enroll_local.runner.lambda_context import function_environment
 from enroll_local.runner.metrics_bridge import MetricsBridge
 from enroll_local.runner.pollers import EventSourceMapping, QueuePoller
 from enroll_local.runner.resources import Clients, Endpoints, provision
@@ -144,7 +145,7 @@ class LocalStack:
             if self.settings.bridge_metrics:
                 self.metrics_bridge = MetricsBridge(self._cloudwatch_client(url))
             self.endpoints = self._provision(url)
-            self._exit.enter_context(_patched_environ(self.lambda_environment()))
+            self._exit.enter_context(function_environment(self.lambda_environment()))
             self._exit.enter_context(_s3_events_with_version_ids())
             if self.settings.start_pollers:
                 self.start_pollers()
@@ -369,7 +370,11 @@ class LocalStack:
         path.write_text(self.endpoints.to_json() + "\n")
 
     def queue_depths(self) -> dict[str, int]:
-        """Visible + in-flight messages per queue (DLQs included), for progress and checks."""
+        """Visible + in-flight + delayed messages per queue (DLQs included).
+
+        Delayed ones count: a record the associate function sent back with a delay (conflict
+        backoff) is still work to do, so the stack is not idle while it waits.
+        """
         assert self.endpoints is not None and self.clients is not None
         depths = {}
         for url in (
@@ -387,6 +392,7 @@ class LocalStack:
                 AttributeNames=[
                     "ApproximateNumberOfMessages",
                     "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
                 ],
             )["Attributes"]
             depths[url.rsplit("/", 1)[-1]] = sum(int(v) for v in attributes.values())
@@ -435,21 +441,6 @@ class LocalStack:
 
 def _queue_arn(endpoints: Endpoints, name: str) -> str:
     return f"arn:aws:sqs:{endpoints.region}:{endpoints.account_id}:{name}"
-
-
-@contextlib.contextmanager
-def _patched_environ(values: dict[str, str]) -> Iterator[None]:
-    """Set ``values`` in os.environ for the block and restore the previous values after."""
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -273,3 +274,28 @@ def test_a_receive_error_inside_the_batching_window_still_invokes_with_the_batch
     assert result.received == 1 and result.succeeded == 1
     assert _depth(sqs, url) == 0
     assert not poller.busy
+
+
+def test_the_function_environment_lasts_only_for_its_invocation(
+    sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a process whose environment has a setting, and a function deployed with another
+    monkeypatch.setenv("MAX_FACES_PER_USER", "100")
+    monkeypatch.delenv("ONLY_IN_THE_FUNCTION", raising=False)
+    url, arn, _ = _queue(sqs)
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    seen: dict[str, str | None] = {}
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        seen.update({n: os.environ.get(n) for n in ("MAX_FACES_PER_USER", "ONLY_IN_THE_FUNCTION")})
+
+    environment = {"MAX_FACES_PER_USER": "2", "ONLY_IN_THE_FUNCTION": "yes"}
+    poller = QueuePoller(
+        _mapping(url, arn, handler, environment=environment), sqs, region=REGION, account_id=ACCOUNT
+    )
+    poller.poll_once(idle_wait_seconds=0)
+
+    # Then the handler saw the function's values, and the process has its own back afterwards
+    assert seen == environment
+    assert os.environ["MAX_FACES_PER_USER"] == "100"
+    assert "ONLY_IN_THE_FUNCTION" not in os.environ

@@ -107,6 +107,10 @@ class EmulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     # Undocumented which code AWS uses for max/pattern/enum violations (reference §1).
     validation_error_code: str = "InvalidParameterException"
+    # Undocumented which Reasons AWS gives a face AssociateFaces refuses because the user would
+    # pass 100 faces (the enum has no value for it): none by default, see _op_AssociateFaces.
+    # Tests set one of the documented values to prove a caller does not trust the reason.
+    cap_refusal_reasons: tuple[str, ...] = ()
     persist_interval_seconds: float = 1.0  # debounce of state saves when data_dir is set
 
 
@@ -515,10 +519,25 @@ class RekognitionEmulator:
         col = self._collection(ctx, p["CollectionId"])
         user = self._user(col, p["UserId"])
         self._faults.user_update(user.user_id, col.status(user) == "UPDATING")
+        requested = list(dict.fromkeys(p["FaceIds"]))
+        held = len(user.face_ids)
+        if held >= MAX_FACES_PER_USER and any(f not in user.face_ids for f in requested):
+            # The documentation says both that faces past 100 come back in
+            # UnsuccessfulFaceAssociations and that "if more API calls are made after the limit
+            # is reached, a ServiceQuotaExceededException will result". Undocumented where one
+            # ends and the other begins: we raise only for a user who already holds 100 faces
+            # and a call naming a face it does not hold (its own faces are "ignored", so a
+            # replayed association of them still succeeds). A call that crosses the cap is
+            # answered face by face below.
+            raise RekognitionError(
+                "ServiceQuotaExceededException",
+                f"User {user.user_id} already has the maximum of {MAX_FACES_PER_USER} faces "
+                "associated; no additional faces can be added.",
+            )
         threshold = p.get("UserMatchThreshold", DEFAULT_USER_MATCH_THRESHOLD_ASSOCIATE)
         failed: list[dict[str, Any]] = []
         candidates: list[str] = []
-        for face_id in dict.fromkeys(p["FaceIds"]):
+        for face_id in requested:
             rec = col.faces.get(face_id)
             if rec is None:
                 failed.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
@@ -551,15 +570,19 @@ class RekognitionEmulator:
                             "Reasons": ["LOW_MATCH_CONFIDENCE"],
                         }
                     )
-        if accepted and len(user.face_ids) + len(accepted) > MAX_FACES_PER_USER:
-            # Undocumented how a partial overflow is reported (no Reason value fits): refuse the
-            # whole call so nothing is half-applied and the caller can retry with fewer faces.
-            free = MAX_FACES_PER_USER - len(user.face_ids)
-            raise RekognitionError(
-                "ServiceQuotaExceededException",
-                f"User {user.user_id} has {len(user.face_ids)} of {MAX_FACES_PER_USER} faces; "
-                f"{len(accepted)} more requested, {free} can still be associated.",
-            )
+        # Undocumented which faces of a call that crosses the cap are associated: we take them in
+        # request order (FaceIds as given, duplicates dropped), which a caller can control.
+        # Undocumented which Reasons a face refused for the cap carries: the enum has only
+        # FACE_NOT_FOUND, ASSOCIATED_TO_A_DIFFERENT_USER and LOW_MATCH_CONFIDENCE, and each of them
+        # would tell the caller something false (that the face is gone, owned, or a poor match).
+        # So by default the entry carries the face id and an empty Reasons list (the model allows
+        # 0 items): a caller must find out from the collection what became of the face, which is
+        # what it must do against AWS anyway. No UserId (nobody holds the face), no Confidence
+        # (it would read as a threshold failure).
+        free = MAX_FACES_PER_USER - held
+        for face_id in accepted[free:]:
+            failed.append({"FaceId": face_id, "Reasons": list(self.config.cap_refusal_reasons)})
+        accepted = accepted[:free]
         for face_id in accepted:
             col.faces[face_id].user_id = user.user_id
             user.face_ids.append(face_id)

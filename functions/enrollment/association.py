@@ -3,6 +3,39 @@
 Replays are harmless because every decision is re-derived from Rekognition and the ledger:
 faces already associated to the user (ListFaces shows their UserId) count as associated,
 photos already past INDEXED are skipped, and every call carries a deterministic token.
+
+CreateUser (5 TPS per account) is called only while the ledger's user item does not record that
+the Rekognition user exists (``rekognition_user_created_at``, set once CreateUser succeeded or
+answered ConflictException). If AssociateFaces answers ResourceNotFoundException (the user was
+deleted behind our back), the mark is dropped and the user's records fail: the retry creates it.
+
+Faces AssociateFaces does not associate. Two batches for one user can plan from the same face
+count and cross the cap together. AWS documents that faces past 100 are "returned as part of an
+array of UnsuccessfulFaceAssociations", but its Reasons enum has no value for the cap (such a
+face may carry any of the three, or none), and that ServiceQuotaExceededException comes once
+"the limit is reached". So the reason is not trusted: ListFaces(FaceIds) says what became of
+each unsuccessful face, and the rule is:
+
+- gone from the collection: REJECTED FACE_NOT_FOUND;
+- held by this user (a replayed or racing call associated it): associated;
+- held by another user: REJECTED ASSOCIATED_TO_A_DIFFERENT_USER, and kept (it is owned);
+- held by nobody, with the reason LOW_MATCH_CONFIDENCE: REJECTED LOW_MATCH_CONFIDENCE, or
+  USER_FACE_LIMIT when the user holds ``max_faces_per_user`` faces now (ListFaces(UserId)), and
+  deleted; never planned again (keep-best must not evict a settled face for a poor match);
+- held by nobody, with any other reason or none: refused at the cap (the one refusal AWS gives
+  no reason for), see below.
+
+ServiceQuotaExceededException refuses every face of the call at the cap, once ListFaces(UserId)
+confirms the user holds ``max_faces_per_user`` faces (if not, the quota is something else and
+the error fails the user's records like any other).
+
+Faces refused at the cap are planned once more, from the user's faces as they are now and with
+the same policy: a racing batch took the room this plan counted on (or, having evicted, freed
+some). Under ``reject`` the new plan refuses them unless room was freed; under ``keep-best`` a
+refused face still replaces a worse settled face, as it would have had its batch come second
+(faces whose photo is not settled yet, the racing batch's among them, are never evicted). What
+the second plan cannot place, or a second AssociateFaces refuses again, is REJECTED
+USER_FACE_LIMIT. Every refused face is deleted: none stays in the collection without a user.
 """
 
 from __future__ import annotations
@@ -17,6 +50,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import capacity, keys
 from . import rekognition as rk
 from .activation import activation_exists, start_activation, upload_lag_seconds
+from .backoff import ConflictBackoff
 from .keys import activation_execution_name
 from .ledger import Ledger, PhotoStatus, UserStatus
 from .messages import AssociationMessage
@@ -62,12 +96,15 @@ class AssociateStage:
         self,
         messages: Mapping[str, AssociationMessage],
         receive_counts: Mapping[str, int] | None = None,
+        conflicts: ConflictBackoff | None = None,
     ) -> tuple[list[UserOutcome], dict[str, BaseException]]:
         """Process a batch keyed by SQS message id, one user at a time.
 
         Returns the outcomes and, per failed message id, the transient error that must make
         that record fail (only the records of the user that failed). On a message's last
         allowed delivery its photo is first recorded FAILED, so nothing vanishes in the DLQ.
+        With ``conflicts``, a user's records failed by a ConflictException are re-sent with a
+        short delay instead (backoff.py) and count as processed: they spend no delivery.
         """
         count("AssociationMessagesReceived", len(messages))
         by_user: dict[str, dict[str, AssociationMessage]] = defaultdict(dict)
@@ -91,8 +128,12 @@ class AssociateStage:
                     )
                 else:
                     logger.exception("unexpected error associating faces")
+                # Re-sent first: a conflicted record on its last delivery is not FAILED.
+                retried = conflicts.retry_later(error, user_messages) if conflicts else set()
                 last: list[AssociationMessage] = []
                 for message_id, message in user_messages.items():
+                    if message_id in retried:
+                        continue
                     failures[message_id] = error
                     if (receive_counts or {}).get(message_id, 1) >= self.settings.max_receive_count:
                         last.append(message)
@@ -115,18 +156,30 @@ class AssociateStage:
         if user.get("status") == UserStatus.ERASING:
             self._refuse_erasing(outcome, user_id, pending + in_flight)
             return outcome
-        rk.create_user(
-            self.rekognition,
-            self.settings.collection_id,
-            user_id,
-            keys.create_user_token(user_id, str(user.get("created_at", ""))),
-        )
+        self._ensure_rekognition_user(user_id, user)
         candidates = self._locate(outcome, user_id, pending, in_flight)
         photo_by_face = {p["face_id"]: p for p in photos.values() if p.get("face_id")}
         current, stale = self._current_faces(user_id, photo_by_face)
         plan = self._apply_capacity(outcome, user_id, current, stale, candidates, photo_by_face)
         by_face = {m.face_id: m for m in candidates}
-        self._associate(outcome, user_id, [by_face[f] for f in plan.accept], in_flight)
+        outcome.associated.extend(m.face_id for m in in_flight)
+        accepted = list(plan.accept)
+        rejected_before = len(outcome.rejected)
+        refused = self._associate(outcome, user_id, [by_face[f] for f in plan.accept], in_flight)
+        # Any face AssociateFaces did not take may mean a racing batch changed the user.
+        raced = bool(refused) or len(outcome.rejected) > rejected_before
+        if refused:
+            # A racing batch changed the user since the plan: plan these faces once more from
+            # what the user holds now (see the module docstring).
+            current, stale = self._current_faces(user_id, photo_by_face)
+            replan = self._apply_capacity(outcome, user_id, current, stale, refused, photo_by_face)
+            accepted += replan.accept
+            # Final: a second refusal (or the replay of the first answer, when the new call
+            # names the same faces and so carries the same token) is not planned again.
+            refused = self._associate(
+                outcome, user_id, [by_face[f] for f in replan.accept], in_flight
+            )
+            self._refuse_at_cap(outcome, refused)
 
         associated = set(outcome.associated)
         ready = [m for m in in_flight if m.face_id in associated]
@@ -139,9 +192,13 @@ class AssociateStage:
             )
         if not ready:
             return outcome
-        newly = [f for f in plan.accept if f in associated]
+        newly = [f for f in accepted if f in associated]
         count("FacesAssociated", len(newly))
-        outcome.face_count = len(current) - len(plan.evict) + len(newly)
+        if raced:
+            # Other batches changed the user meanwhile: count what it holds.
+            outcome.face_count = len(self._user_face_ids(user_id))
+        else:
+            outcome.face_count = len(current) - len(plan.evict) + len(newly)
         self._activate(outcome, user_id, ready, replay=not newly)
         return outcome
 
@@ -283,7 +340,7 @@ class AssociateStage:
                 count_by_reason("PhotosRejected", Reason.REPLACED_BY_BETTER_PHOTO)
         if stale or plan.evict:
             self._remove_from_user(user_id, stale + plan.evict)
-            outcome.evicted = plan.evict + stale
+            outcome.evicted.extend(plan.evict + stale)
         return plan
 
     def _activate(
@@ -317,66 +374,161 @@ class AssociateStage:
             extra={"face_ids": face_ids, "execution": outcome.execution},
         )
 
+    def _ensure_rekognition_user(self, user_id: str, user: dict[str, Any]) -> None:
+        """CreateUser unless the user item records that the Rekognition user exists."""
+        if user.get("rekognition_user_created_at"):
+            return
+        # A user forgotten since (deleted behind our back) needs a token of its own: the old
+        # one would replay the cached "created" answer for a user that no longer exists.
+        incarnation = str(user.get("created_at", ""))
+        if user.get("rekognition_user_forgotten_at"):
+            incarnation += f"\n{user['rekognition_user_forgotten_at']}"
+        rk.create_user(
+            self.rekognition,
+            self.settings.collection_id,
+            user_id,
+            keys.create_user_token(user_id, incarnation),
+        )
+        self.ledger.mark_rekognition_user(user_id, str(user.get("created_at", "")))
+
     def _associate(
         self,
         outcome: UserOutcome,
         user_id: str,
         accept: list[AssociationMessage],
         in_flight: list[AssociationMessage],
-    ) -> None:
+    ) -> list[AssociationMessage]:
+        """AssociateFaces in chunks; settle each face it did not associate from the collection.
+
+        Returns the faces refused at the cap, for the caller to plan again or reject.
+        """
         s = self.settings
-        outcome.associated.extend(m.face_id for m in in_flight)
+        refused: list[AssociationMessage] = []
         ordered = sorted(accept, key=lambda m: m.face_id)
         size = s.associate_max_face_ids
         for start in range(0, len(ordered), size):
             chunk = ordered[start : start + size]
             face_ids = [m.face_id for m in chunk]
-            response = rk.associate_faces(
-                self.rekognition,
-                s.collection_id,
-                user_id,
-                face_ids,
-                threshold=s.user_match_threshold,
-                token=keys.associate_token(
+            try:
+                response = rk.associate_faces(
+                    self.rekognition,
+                    s.collection_id,
                     user_id,
                     face_ids,
-                    collection_id=s.collection_id,
                     threshold=s.user_match_threshold,
-                ),
-            )
-            failed = {f["FaceId"]: f for f in response.get("UnsuccessfulFaceAssociations") or []}
-            to_delete: list[str] = []
+                    token=keys.associate_token(
+                        user_id,
+                        face_ids,
+                        collection_id=s.collection_id,
+                        threshold=s.user_match_threshold,
+                    ),
+                )
+            except ClientError as error:
+                code = rk.error_code(error)
+                if code == "ResourceNotFoundException":
+                    # The user is gone (deleted behind our back): the retry creates it again.
+                    self.ledger.forget_rekognition_user(user_id)
+                    raise
+                if code != "ServiceQuotaExceededException" or not self._user_full(user_id):
+                    raise
+                # The user already holds the cap: nothing of this call was associated.
+                failed: dict[str, dict[str, Any]] = {f: {"FaceId": f} for f in face_ids}
+            else:
+                failed = {
+                    f["FaceId"]: f for f in response.get("UnsuccessfulFaceAssociations") or []
+                }
             for message in chunk:
-                failure = failed.get(message.face_id)
-                if failure is None:
+                if message.face_id not in failed:
                     # In AssociatedFaces, or in neither list = already associated to this user.
                     outcome.associated.append(message.face_id)
                     in_flight.append(message)
-                    continue
-                reasons = failure.get("Reasons") or []
-                logger.append_keys(face_id=message.face_id)
-                if "ASSOCIATED_TO_A_DIFFERENT_USER" in reasons:
-                    self._reject(
-                        outcome,
-                        message,
-                        Reason.ASSOCIATED_TO_A_DIFFERENT_USER,
-                        f"face belongs to user {failure.get('UserId', '?')}",
-                    )
-                elif "LOW_MATCH_CONFIDENCE" in reasons:
-                    confidence = failure.get("Confidence")
-                    self._reject(
-                        outcome,
-                        message,
+            unsuccessful = [m for m in chunk if m.face_id in failed]
+            if unsuccessful:
+                refused += self._settle_unsuccessful(
+                    outcome, user_id, unsuccessful, failed, in_flight
+                )
+        return refused
+
+    def _settle_unsuccessful(
+        self,
+        outcome: UserOutcome,
+        user_id: str,
+        messages: list[AssociationMessage],
+        failed: dict[str, dict[str, Any]],
+        in_flight: list[AssociationMessage],
+    ) -> list[AssociationMessage]:
+        """Decide each face AssociateFaces did not associate by what the collection says now,
+        not by its reason (the rule is in the module docstring); return those refused at the cap.
+        """
+        s = self.settings
+        stored = rk.faces_by_id(self.rekognition, s.collection_id, [m.face_id for m in messages])
+        full: bool | None = None  # asked only for an unowned face refused as a poor match
+        refused: list[AssociationMessage] = []
+        unowned: list[str] = []  # refused here for good: deleted, so no orphan
+        for message in messages:
+            failure = failed[message.face_id]
+            face = stored.get(message.face_id)
+            owner = (face or {}).get("UserId")
+            logger.append_keys(face_id=message.face_id)
+            if face is None:
+                self._reject(outcome, message, Reason.FACE_NOT_FOUND, "face no longer stored")
+            elif owner == user_id:
+                outcome.associated.append(message.face_id)
+                in_flight.append(message)
+            elif owner:
+                self._reject(
+                    outcome,
+                    message,
+                    Reason.ASSOCIATED_TO_A_DIFFERENT_USER,
+                    f"face belongs to user {owner}",
+                )
+            elif "LOW_MATCH_CONFIDENCE" not in (failure.get("Reasons") or []):
+                refused.append(message)
+            else:
+                if full is None:
+                    full = self._user_full(user_id)
+                # At the cap the face could not have been taken anyway; it is not planned
+                # again either (keep-best must not evict a settled face for a poor match).
+                reason, detail = (
+                    (Reason.USER_FACE_LIMIT, f"user already has {s.max_faces_per_user} faces")
+                    if full
+                    else (
                         Reason.LOW_MATCH_CONFIDENCE,
-                        f"match confidence {confidence} below threshold "
+                        f"match confidence {failure.get('Confidence')} below threshold "
                         f"{s.user_match_threshold}; needs review",
                     )
-                    to_delete.append(message.face_id)
-                else:
-                    self._reject(outcome, message, Reason.FACE_NOT_FOUND, ",".join(reasons))
-                logger.remove_keys(["face_id"])
-            if to_delete:
-                self._delete_faces(to_delete)
+                )
+                self._reject(outcome, message, reason, detail)
+                unowned.append(message.face_id)
+            logger.remove_keys(["face_id"])
+        if unowned:
+            self._delete_faces(unowned)
+        if refused:
+            logger.info(
+                "faces refused at the user's face cap",
+                extra={"face_ids": [m.face_id for m in refused]},
+            )
+        return refused
+
+    def _refuse_at_cap(self, outcome: UserOutcome, refused: list[AssociationMessage]) -> None:
+        """REJECTED USER_FACE_LIMIT for faces refused at the cap twice; delete them."""
+        cap = self.settings.max_faces_per_user
+        for message in refused:
+            self._reject(
+                outcome,
+                message,
+                Reason.USER_FACE_LIMIT,
+                f"user reached {cap} faces while this batch was being associated",
+            )
+        if refused:
+            self._delete_faces([m.face_id for m in refused])
+
+    def _user_face_ids(self, user_id: str) -> list[str]:
+        faces = rk.list_user_faces(self.rekognition, self.settings.collection_id, user_id)
+        return [face["FaceId"] for face in faces]
+
+    def _user_full(self, user_id: str) -> bool:
+        return len(self._user_face_ids(user_id)) >= self.settings.max_faces_per_user
 
     def _refuse_erasing(
         self, outcome: UserOutcome, user_id: str, messages: list[AssociationMessage]

@@ -276,6 +276,9 @@ class Erasure:
             p.user_id, p.requested_at, collection_id=self.settings.collection_id
         )
         self._delete_user(p, token)
+        # The user item no longer vouches for a Rekognition user (no batch can mark it again
+        # while the status is ERASING, so the sweep's DeleteUser needs no second write).
+        self.ledger.forget_rekognition_user(p.user_id)
 
     def _faces_step(self, p: _Progress) -> None:
         self._delete_faces(p, sorted(p.face_ids))

@@ -17,6 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from . import keys
+from .photo_policy import is_final
 
 
 class PhotoStatus:
@@ -66,7 +67,33 @@ class PhotoRef:
 
 
 # A photo in these states no longer holds its content: a new upload of it is not a duplicate.
+# A REJECTED photo holds it only for a final reason (photo_policy.FINAL_REASONS): see
+# ``_holds_content``.
 _RELEASED_CONTENT = frozenset({PhotoStatus.DELETED, PhotoStatus.FAILED})
+
+
+def _holds_content(
+    photo: dict[str, Any] | None, claim: dict[str, Any], index_policy: str | None
+) -> bool:
+    """Whether the photo that owns ``claim`` still holds its content.
+
+    No photo item yet: the owner is still being indexed and holds it (the race the claim
+    exists for). DELETED or FAILED: released. REJECTED: held only for a final reason
+    (photo_policy.FINAL_REASONS) reached under the index policy still in force; a claim
+    recorded under another (or no) policy is released, so that changed settings can give the
+    same bytes another answer. Without a current ``index_policy``, a final reason holds.
+    """
+    if photo is None:
+        return True
+    status = photo.get("status")
+    if status in _RELEASED_CONTENT:
+        return False
+    if status != PhotoStatus.REJECTED:
+        return True  # INDEXED, ASSOCIATED, ACTIVE: the content is enrolled or on its way
+    if not is_final(photo.get("reason")):
+        return False
+    return index_policy is None or claim.get("index_policy") == index_policy
+
 
 # The sparse GSI over user items: only they carry ``kind`` (= USER_KIND), so the index holds
 # exactly the users, sorted by UserId, and GET /users pages it without scanning photo items.
@@ -258,13 +285,25 @@ class Ledger:
 
     # ---- content claims -----------------------------------------------------------------
 
-    def claim_content(self, user_id: str, etag: str, photo_id: str, key: str) -> str | None:
+    def claim_content(
+        self,
+        user_id: str,
+        etag: str,
+        photo_id: str,
+        key: str,
+        *,
+        index_policy: str | None = None,
+    ) -> str | None:
         """Claim one photo content (S3 ETag) for ``photo_id`` inside the user's partition.
 
         Returns None when ``photo_id`` holds the claim (newly, from an earlier delivery, or
-        taken over from a photo that was deleted or failed), else the object key of the photo
-        that claimed the same content first. The conditional writes make two concurrent
-        uploads of the same content agree on a single winner.
+        taken over from a photo that no longer holds it: deleted, failed, or rejected for a
+        reason that is not final, see ``_holds_content``), else the object key of the photo
+        that claimed the same content first. ``index_policy`` (photo_policy.index_policy) is
+        recorded on the claim. The conditional writes make two concurrent uploads of the same
+        content agree on a single winner, a takeover included: it is conditional on the owner
+        it read, so of two photos taking over one released claim only one succeeds and the
+        other finds the winner still being indexed.
         """
         sk = keys.content_sk(etag)
         claim = {
@@ -273,6 +312,7 @@ class Ledger:
             "photo_id": photo_id,
             "key": key,
             "etag": etag,
+            "index_policy": index_policy,
             "created_at": self._now(),
         }
         for _ in range(2):  # second round only if the owner changed under us
@@ -282,11 +322,9 @@ class Ledger:
                 values = {":pid": {"S": photo_id}}
             else:
                 first = self.get_photo(user_id, str(owner.get("photo_id")))
-                # No photo item yet means the first upload is still being indexed: it holds
-                # the claim (this is the race the claim exists for).
-                if first is None or first.get("status") not in _RELEASED_CONTENT:
+                if _holds_content(first, owner, index_policy):
                     return str(owner.get("key", "?"))
-                # The first photo was deleted or failed: its content is free for this one.
+                # The first photo let its content go: it is free for this one.
                 condition = "photo_id = :owner"
                 values = {":owner": {"S": str(owner.get("photo_id"))}}
             try:
@@ -393,6 +431,60 @@ class Ledger:
                 ":erasing": {"S": UserStatus.ERASING},
             },
         )
+
+    # The user item remembers that its Rekognition user exists (``rekognition_user_created_at``),
+    # so a batch for a known user skips CreateUser (5 TPS per account). The mark belongs to one
+    # incarnation of the item: a DELETED tombstone restarted by ensure_user is a fresh item
+    # without it. Clearing it is always safe (it costs one CreateUser, answered Conflict at worst).
+
+    def mark_rekognition_user(self, user_id: str, user_created_at: str) -> bool:
+        """Record that the Rekognition user exists (CreateUser succeeded or was Conflict).
+
+        Conditional on the item's ``created_at`` (the same incarnation) and on no erasure having
+        started meanwhile; False (nothing written) otherwise.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                UpdateExpression="SET rekognition_user_created_at = :now",
+                ConditionExpression=(
+                    "created_at = :created AND NOT (#status IN (:deleted, :erasing))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": {"S": self._now()},
+                    ":created": {"S": user_created_at},
+                    ":deleted": {"S": UserStatus.DELETED},
+                    ":erasing": {"S": UserStatus.ERASING},
+                },
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def forget_rekognition_user(self, user_id: str) -> None:
+        """The Rekognition user is gone (erased, or deleted behind our back): drop the mark so
+        the next batch calls CreateUser again.
+
+        ``rekognition_user_forgotten_at`` records when: the next CreateUser's token includes
+        it, since the old token would only replay the cached "created" answer.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                UpdateExpression=(
+                    "SET rekognition_user_forgotten_at = :now REMOVE rekognition_user_created_at"
+                ),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": {"S": self._now()}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
 
     # ---- erasure ------------------------------------------------------------------------
     # The user item doubles as the erasure's tombstone: status ERASING then DELETED, and an

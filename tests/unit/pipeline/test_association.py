@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from botocore.exceptions import ClientError
 
 from enrollment.keys import activation_execution_name
@@ -374,3 +375,273 @@ def test_associate_token_is_never_reused_with_other_parameters(pipeline, photo):
 
     assert failures == {}  # not IdempotentParameterMismatchException, retried until FAILED
     assert outcomes[0].rejected == {message.face_id: "LOW_MATCH_CONFIDENCE"}
+
+
+# ---- the 100-faces cap under racing batches ------------------------------------------------
+
+COLLECTION = "face-enrollment"
+
+
+def _seed_user(pipeline, photo, user_id, count):
+    """A user already holding ``count`` faces (associated outside the pipeline, no ledger)."""
+    pipeline.rekognition.create_user(CollectionId=COLLECTION, UserId=user_id)
+    faces = []
+    for i in range(count):
+        indexed = pipeline.rekognition.index_faces(
+            CollectionId=COLLECTION,
+            Image={"Bytes": photo(user_id, 10_000 + i)},
+            ExternalImageId=f"seed-{i}",
+        )
+        faces.append(indexed["FaceRecords"][0]["Face"]["FaceId"])
+    for start in range(0, count, 100):
+        pipeline.rekognition.associate_faces(
+            CollectionId=COLLECTION, UserId=user_id, FaceIds=faces[start : start + 100]
+        )
+    return faces
+
+
+def _faces_without_user(pipeline):
+    faces = pipeline.rekognition.list_faces(CollectionId=COLLECTION, MaxResults=4096)["Faces"]
+    return {f["FaceId"] for f in faces if not f.get("UserId")}
+
+
+def _race(pipeline, stage, first, second_stage, second):
+    """Run ``first`` with ``stage``; ``second`` runs whole inside first's first AssociateFaces,
+    after first has planned: both batches plan from the same face count."""
+    real = pipeline.rekognition.associate_faces
+    raced = []
+
+    def associate_after_the_other_batch(**kwargs):
+        if not raced:
+            raced.append(second_stage.handle_batch(second))
+        return real(**kwargs)
+
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=associate_after_the_other_batch)
+    outcome = stage.handle_batch(first)
+    assert raced, "the second batch never ran"
+    return outcome, raced[0]
+
+
+def _statuses(pipeline, user_id, messages):
+    out = {}
+    for message in messages.values():
+        item = pipeline.photo(user_id, message.key)
+        out[message.face_id] = (item["status"], item.get("reason"))
+    return out
+
+
+def test_two_batches_crossing_the_cap_together_leave_100_faces_and_no_orphan(pipeline, photo):
+    # Given a user with 98 faces and two batches of 5 that both plan from 98
+    _seed_user(pipeline, photo, "alice", 98)
+    first = _index(pipeline, photo, {f"enroll/alice/a{i}.jpg": photo("alice", i) for i in range(5)})
+    second = _index(
+        pipeline, photo, {f"enroll/alice/b{i}.jpg": photo("alice", 50 + i) for i in range(5)}
+    )
+
+    # When the second batch associates while the first is between its plan and AssociateFaces
+    (_, failures), (_, second_failures) = _race(
+        pipeline, pipeline.associate_stage(), first, pipeline.associate_stage(), second
+    )
+
+    # Then the user holds exactly 100 faces, every other photo is REJECTED USER_FACE_LIMIT
+    # (the first batch's by ServiceQuotaExceededException), and no face is left without a user
+    assert failures == {} and second_failures == {}
+    assert len(pipeline.user_face_ids("alice")) == 100
+    outcomes = {**_statuses(pipeline, "alice", first), **_statuses(pipeline, "alice", second)}
+    assert (
+        sorted(outcomes.values())
+        == [("ASSOCIATED", None)] * 2 + [("REJECTED", "USER_FACE_LIMIT")] * 8
+    )
+    for face_id, (status, _) in outcomes.items():
+        assert (face_id in pipeline.user_face_ids("alice")) == (status == "ASSOCIATED")
+    assert _faces_without_user(pipeline) == set()
+    assert pipeline.ledger.get_user("alice")["face_count"] == 100
+
+
+@pytest.mark.parametrize(
+    "reasons",
+    [(), ("FACE_NOT_FOUND",), ("LOW_MATCH_CONFIDENCE",), ("ASSOCIATED_TO_A_DIFFERENT_USER",)],
+)
+def test_a_face_refused_at_the_cap_is_rejected_and_deleted_whatever_its_reason(
+    pipeline, photo, reasons
+):
+    # AWS documents no reason for a face refused at the cap: the pipeline must not trust any.
+    pipeline.emulator.config.cap_refusal_reasons = reasons
+    _seed_user(pipeline, photo, "alice", 97)
+    first = _index(pipeline, photo, {f"enroll/alice/a{i}.jpg": photo("alice", i) for i in range(2)})
+    second = _index(
+        pipeline, photo, {f"enroll/alice/b{i}.jpg": photo("alice", 50 + i) for i in range(2)}
+    )
+
+    # The second batch takes 99; the first's call then associates one face and is refused one.
+    (outcomes, failures), _ = _race(
+        pipeline, pipeline.associate_stage(), first, pipeline.associate_stage(), second
+    )
+
+    assert failures == {}
+    [outcome] = outcomes
+    assert len(outcome.associated) == 1
+    assert list(outcome.rejected.values()) == ["USER_FACE_LIMIT"]
+    assert outcome.face_count == 100
+    [refused] = outcome.rejected
+    assert refused not in pipeline.collection_face_ids()
+    assert len(pipeline.user_face_ids("alice")) == 100
+    assert _faces_without_user(pipeline) == set()
+    assert pipeline.ledger.get_user("alice")["face_count"] == 100
+
+
+def test_keep_best_replans_a_refused_face_against_the_settled_ones(pipeline, photo, monkeypatch):
+    # A cap of 4 (emulator and setting alike) keeps the test small.
+    from enroll_local.rekognition import service
+
+    monkeypatch.setattr(service, "MAX_FACES_PER_USER", 4)
+    settings = {"max_faces_per_user": 4, "face_cap_policy": "keep-best"}
+    settled = _index(
+        pipeline,
+        photo,
+        {f"enroll/alice/s{q}.jpg": photo("alice", q, sharpness=float(q)) for q in (50, 60, 70)},
+    )
+    pipeline.associate_stage(**settings).handle_batch(settled)
+    first = _index(pipeline, photo, {"enroll/alice/best.jpg": photo("alice", 1, sharpness=90.0)})
+    second = _index(pipeline, photo, {"enroll/alice/ok.jpg": photo("alice", 2, sharpness=55.0)})
+
+    # Both plan one free slot; the second takes it, the first is then refused (quota exceeded).
+    (_, failures), _ = _race(
+        pipeline,
+        pipeline.associate_stage(**settings),
+        first,
+        pipeline.associate_stage(**settings),
+        second,
+    )
+
+    # The refused face is better than the worst settled one: planned again, it replaces it.
+    assert failures == {}
+    assert pipeline.photo("alice", "enroll/alice/best.jpg")["status"] == "ASSOCIATED"
+    assert pipeline.photo("alice", "enroll/alice/ok.jpg")["status"] == "ASSOCIATED"
+    worst = pipeline.photo("alice", "enroll/alice/s50.jpg")
+    assert (worst["status"], worst["reason"]) == ("REJECTED", "REPLACED_BY_BETTER_PHOTO")
+    assert len(pipeline.user_face_ids("alice")) == 4
+    assert _faces_without_user(pipeline) == set()
+
+
+def test_a_refused_face_the_collection_shows_as_this_users_counts_as_associated(pipeline, photo):
+    # A replayed answer may call a face unsuccessful that is this user's by now.
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    real = pipeline.rekognition.associate_faces
+
+    def stale_answer(**kwargs):
+        real(**kwargs)
+        return {
+            "AssociatedFaces": [],
+            "UnsuccessfulFaceAssociations": [{"FaceId": message.face_id, "Reasons": []}],
+            "UserStatus": "UPDATING",
+        }
+
+    stage = pipeline.associate_stage()
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=stale_answer)
+    outcomes, failures = stage.handle_batch(messages)
+
+    assert failures == {} and outcomes[0].associated == [message.face_id]
+    assert pipeline.photo("alice", message.key)["status"] == "ASSOCIATED"
+
+
+def test_quota_exceeded_for_a_user_with_room_is_retried_not_rejected(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+
+    def quota(**kwargs):
+        raise _client_error("ServiceQuotaExceededException", "AssociateFaces")
+
+    stage = pipeline.associate_stage()
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=quota)
+    _, failures = stage.handle_batch(messages)
+
+    assert set(failures) == set(messages)
+    assert pipeline.photo("alice", message.key)["status"] == "INDEXED"
+
+
+# ---- CreateUser only when needed ---------------------------------------------------------
+
+
+def _count_operations(pipeline):
+    calls = []
+    original = pipeline.emulator.dispatch
+
+    def dispatch(operation, params, **kwargs):
+        calls.append(operation)
+        return original(operation, params, **kwargs)
+
+    pipeline.emulator.dispatch = dispatch
+    return calls
+
+
+def test_a_second_batch_for_an_existing_user_makes_no_create_user_call(pipeline, photo):
+    stage = pipeline.associate_stage()
+    calls = _count_operations(pipeline)
+    stage.handle_batch(_index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)}))
+    assert calls.count("CreateUser") == 1
+    assert pipeline.ledger.get_user("alice").get("rekognition_user_created_at")
+
+    calls.clear()
+    _, failures = stage.handle_batch(
+        _index(pipeline, photo, {"enroll/alice/2.jpg": photo("alice", 2)})
+    )
+
+    assert failures == {}
+    assert calls.count("CreateUser") == 0
+    assert calls.count("AssociateFaces") == 1
+    assert len(pipeline.user_face_ids("alice")) == 2
+
+
+def test_a_user_existing_before_the_ledger_knew_it_is_marked_after_conflict(pipeline, photo):
+    pipeline.rekognition.create_user(CollectionId=COLLECTION, UserId="alice")
+    stage = pipeline.associate_stage()
+    _, failures = stage.handle_batch(
+        _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    )
+    assert failures == {}
+    assert pipeline.ledger.get_user("alice").get("rekognition_user_created_at")
+
+
+def test_a_user_deleted_behind_our_back_is_created_again_on_the_retry(pipeline, photo):
+    stage = pipeline.associate_stage()
+    stage.handle_batch(_index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)}))
+    pipeline.rekognition.delete_user(CollectionId=COLLECTION, UserId="alice")
+    messages = _index(pipeline, photo, {"enroll/alice/2.jpg": photo("alice", 2)})
+
+    # The mark says the user exists: AssociateFaces answers ResourceNotFoundException
+    _, failures = stage.handle_batch(messages)
+    assert set(failures) == set(messages)
+    assert not pipeline.ledger.get_user("alice").get("rekognition_user_created_at")
+
+    # and the retry creates it (with a new token: the old one would replay "created").
+    calls = _count_operations(pipeline)
+    _, failures = stage.handle_batch(messages)
+    assert failures == {}
+    assert calls.count("CreateUser") == 1
+    [message] = messages.values()
+    assert pipeline.user_face_ids("alice") == {message.face_id}
+
+
+def test_a_user_enrolled_again_after_deletion_gets_create_user_again(pipeline, photo):
+    stage = pipeline.associate_stage()
+    stage.handle_batch(_index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)}))
+    # An erasure finished: the Rekognition user is gone, the user item a DELETED tombstone.
+    pipeline.rekognition.delete_user(CollectionId=COLLECTION, UserId="alice")
+    pipeline.ddb.update_item(
+        TableName=pipeline.settings.ledger_table,
+        Key={"pk": {"S": "USER#alice"}, "sk": {"S": "USER"}},
+        UpdateExpression="SET #s = :d",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":d": {"S": "DELETED"}},
+    )
+    calls = _count_operations(pipeline)
+
+    _, failures = stage.handle_batch(
+        _index(pipeline, photo, {"enroll/alice/2.jpg": photo("alice", 2)})
+    )
+
+    assert failures == {}
+    assert calls.count("CreateUser") == 1
+    assert len(pipeline.user_face_ids("alice")) == 1

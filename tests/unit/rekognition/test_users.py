@@ -151,15 +151,6 @@ def test_full_user_is_service_quota_exceeded_and_nothing_changes(emulator):
     assert len(listed["Faces"]) == MAX_FACES_PER_USER
 
 
-def test_partial_overflow_is_refused_whole(emulator):
-    emulator.dispatch("CreateUser", {**C, "UserId": "alice"})
-    faces = [index(emulator, "alice", v) for v in range(MAX_FACES_PER_USER + 2)]
-    _associate(emulator, "alice", faces[: MAX_FACES_PER_USER - 1])
-    with pytest.raises(RekognitionError) as err:
-        _associate(emulator, "alice", faces[MAX_FACES_PER_USER - 1 :])
-    assert "1 can still be associated" in err.value.message
-
-
 def test_disassociate_outcomes(emulator):
     for user in ("alice", "bob"):
         emulator.dispatch("CreateUser", {**C, "UserId": user})

@@ -86,6 +86,16 @@ class Association(Construct):
                 resources=[table.table_arn],
             )
         )
+        # A user's records that met a ConflictException (user UPDATING) are re-sent to this
+        # queue with a short DelaySeconds (enrollment/backoff.py). SendMessage only: the
+        # polling grants already hold the rest, and the queue is SQS-managed SSE (no KMS).
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RetryConflictsSoon",
+                actions=["sqs:SendMessage"],
+                resources=[self.queues.queue.queue_arn],
+            )
+        )
         state_machine.grant_start_execution(self.function)
         # A replay checks whether its batch's execution already exists before touching the user.
         state_machine.grant_execution(self.function, "states:DescribeExecution")

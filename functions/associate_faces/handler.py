@@ -1,7 +1,9 @@
 """Associate function: association messages -> per user CreateUser/AssociateFaces -> activation.
 
 The batch is handled as a whole (faces are grouped per user so one AssociateFaces carries up to
-100 of them); BatchProcessor then reports, record by record, the ones whose user failed.
+100 of them); BatchProcessor then reports, record by record, the ones whose user failed. The
+records of a user that was UPDATING (ConflictException) are re-sent with a short delay instead
+and reported as processed (enrollment/backoff.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from enrollment.association import AssociateStage
+from enrollment.backoff import ConflictBackoff
 from enrollment.clients import client
 from enrollment.ledger import Ledger
 from enrollment.messages import AssociationMessage, MessageError
@@ -42,13 +45,23 @@ def stage() -> AssociateStage:
 @cache
 def _stage(_: tuple[str, ...]) -> AssociateStage:
     settings = Settings.from_env()
-    settings.require("ledger_table", "activation_state_machine_arn")
+    settings.require("ledger_table", "activation_state_machine_arn", "association_queue_url")
     return AssociateStage(
         settings=settings,
         rekognition=client("rekognition"),
         ledger=Ledger(client("dynamodb"), settings.ledger_table),
         sfn=client("stepfunctions"),
     )
+
+
+def conflicts() -> ConflictBackoff:
+    """Where conflicted records are re-sent: this function's own queue (per container)."""
+    return _conflicts(environment_fingerprint())
+
+
+@cache
+def _conflicts(_: tuple[str, ...]) -> ConflictBackoff:
+    return ConflictBackoff(sqs=client("sqs"), queue_url=stage().settings.association_queue_url)
 
 
 def associate(event: dict[str, Any]) -> dict[str, BaseException]:
@@ -67,7 +80,7 @@ def associate(event: dict[str, Any]) -> dict[str, BaseException]:
             failures[record.message_id] = error
             continue
         receive_counts[record.message_id] = int(record.attributes.approximate_receive_count or 1)
-    _, stage_failures = stage().handle_batch(messages, receive_counts)
+    _, stage_failures = stage().handle_batch(messages, receive_counts, conflicts())
     failures.update(stage_failures)
     return failures
 
@@ -77,6 +90,8 @@ def associate(event: dict[str, Any]) -> dict[str, BaseException]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point: ``{"batchItemFailures": [...]}`` for the SQS event source."""
+    # Before the work: the logs and per-reason metrics it emits carry this function's name.
+    bind_service()
     failures = associate(event)
 
     def record_handler(record: SQSRecord) -> None:
@@ -84,7 +99,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         if failure is not None:
             raise AssociationRetry(str(failure)) from failure
 
-    bind_service()
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

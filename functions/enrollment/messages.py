@@ -87,6 +87,8 @@ class AssociationMessage:
     indexed_at: str  # ISO-8601 UTC
     # When S3 received the photo (ISO-8601); None in messages sent before it was carried.
     uploaded_at: str | None = None
+    # Times this message was re-sent because its user was UPDATING (backoff.py); 0 when absent.
+    conflict_retries: int = 0
 
     def to_json(self) -> str:
         """The queue message body."""
@@ -118,6 +120,16 @@ class AssociationMessage:
         uploaded_at = data.get("uploaded_at")
         if uploaded_at is not None and (not isinstance(uploaded_at, str) or not uploaded_at):
             raise MessageError("association message uploaded_at must be a string or null")
+        conflict_retries = data.get("conflict_retries", 0)
+        if (
+            isinstance(conflict_retries, bool)
+            or not isinstance(conflict_retries, int)
+            or conflict_retries < 0
+        ):
+            raise MessageError(
+                "association message conflict_retries must be a whole number >= 0, "
+                f"got {conflict_retries!r}"
+            )
         return cls(
             user_id=data["user_id"],
             face_id=data["face_id"],
@@ -127,4 +139,5 @@ class AssociationMessage:
             quality=float(quality),
             indexed_at=data["indexed_at"],
             uploaded_at=uploaded_at,
+            conflict_retries=conflict_retries,
         )

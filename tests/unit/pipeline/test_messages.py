@@ -54,13 +54,18 @@ def test_association_message_round_trip():
         "quality",
         "indexed_at",
         "uploaded_at",
+        "conflict_retries",
     }
-    # The sample predates uploaded_at: such messages still parse (the lag falls back).
+    # The sample predates uploaded_at and conflict_retries: such messages still parse.
     assert message.uploaded_at is None
+    assert message.conflict_retries == 0
     with_upload = AssociationMessage.from_json(
         json.dumps({**json.loads(body), "uploaded_at": "2026-01-02T03:04:05.000Z"})
     )
     assert with_upload.uploaded_at == "2026-01-02T03:04:05.000Z"
+    retried = AssociationMessage.from_json(json.dumps({**json.loads(body), "conflict_retries": 3}))
+    assert retried.conflict_retries == 3
+    assert AssociationMessage.from_json(retried.to_json()) == retried
 
 
 @pytest.mark.parametrize(
@@ -70,6 +75,9 @@ def test_association_message_round_trip():
         ({"user_id": ""}, "non-empty strings"),
         ({"quality": "high"}, "quality must be a number"),
         ({"quality": True}, "quality must be a number"),
+        ({"conflict_retries": -1}, "conflict_retries must be a whole number"),
+        ({"conflict_retries": 1.5}, "conflict_retries must be a whole number"),
+        ({"conflict_retries": True}, "conflict_retries must be a whole number"),
     ],
 )
 def test_bad_association_messages_are_refused(change, message):

@@ -18,7 +18,7 @@ from . import rekognition as rk
 from .ledger import Ledger, PhotoRef, PhotoStatus, UserStatus, utc_now_iso
 from .messages import AssociationMessage, UploadedObject, parse_s3_notification
 from .observability import count, count_by_reason, logger
-from .photo_policy import Reason, decide
+from .photo_policy import Reason, decide, index_policy
 from .settings import Settings
 
 
@@ -53,9 +53,11 @@ class IndexStage:
     def handle_notification(self, body: str, *, receive_count: int = 1) -> list[IndexOutcome]:
         """Process one SQS message body holding an S3 notification.
 
-        Every object is attempted even if one fails; transient failures are raised together at
-        the end (IndexRetryableError) so SQS redelivers the message, and on the last allowed
-        delivery they are first recorded as FAILED so nothing disappears into the DLQ unseen.
+        Every object is attempted even if one fails; transient failures and configuration
+        errors are raised together at the end (IndexRetryableError) so SQS redelivers the
+        message, and on the last allowed delivery they are first recorded as FAILED so nothing
+        disappears into the DLQ unseen. A configuration error is never a rejection: the message
+        reaches the DLQ, which alarms, and a redrive after the fix indexes the photo.
         """
         count("NotificationsReceived")
         objects = parse_s3_notification(body)
@@ -68,6 +70,13 @@ class IndexStage:
         for obj in objects:
             try:
                 outcomes.append(self.index_object(obj))
+            except rk.ConfigurationError as error:
+                logger.error(
+                    "configuration error: no photo can be indexed until it is fixed; the message "
+                    "will be retried and then moved to the DLQ",
+                    extra={"object_key": obj.key, "error": str(error)},
+                )
+                errors.append((obj, error))
             except (ClientError, BotoCoreError) as error:
                 logger.warning(
                     "transient error, message will be retried",
@@ -137,8 +146,14 @@ class IndexStage:
             )
 
         if photo.etag:
+            # A final rejection of the same bytes under the same index policy keeps its claim:
+            # the answer would be the same (photo_policy.FINAL_REASONS).
             first_key = self.ledger.claim_content(
-                photo.user_id, photo.etag, photo.photo_id, photo.key
+                photo.user_id,
+                photo.etag,
+                photo.photo_id,
+                photo.key,
+                index_policy=self._index_policy(),
             )
             if first_key is not None:
                 return self._reject(
@@ -158,7 +173,10 @@ class IndexStage:
                 quality_filter=self.settings.quality_filter,
             )
         except ClientError as error:
-            reason = rk.TERMINAL_INDEX_ERRORS.get(rk.error_code(error))
+            code = rk.error_code(error)
+            if code in rk.INDEX_CONFIGURATION_ERRORS:
+                raise rk.ConfigurationError(f"IndexFaces: {rk.describe_error(error)}") from error
+            reason = rk.TERMINAL_INDEX_ERRORS.get(code)
             if reason is None:
                 raise
             message = error.response.get("Error", {}).get("Message") or rk.error_code(error)
@@ -195,6 +213,12 @@ class IndexStage:
         logger.info("photo indexed", extra={"quality": face.quality})
         return IndexOutcome(
             key=photo.key, photo_id=photo.photo_id, status=PhotoStatus.INDEXED, face_id=face.face_id
+        )
+
+    def _index_policy(self) -> str:
+        settings = self.settings
+        return index_policy(
+            settings.quality_filter, settings.index_max_faces, settings.multi_face_policy
         )
 
     def _replay(self, photo: PhotoRef, existing: dict[str, Any]) -> IndexOutcome:

@@ -29,6 +29,105 @@ class Reason:
     THROTTLED = "THROTTLED"
     SERVICE_ERROR = "SERVICE_ERROR"
     UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
+    # The deployment is wrong, not the photo: a request the pipeline built breaks a documented
+    # constraint, the collection is missing, a permission is missing. Every photo fails the
+    # same way until an operator fixes it, so it is a failure that reaches the DLQ (which
+    # alarms), never a per-photo rejection.
+    CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
+    # Written by the activation state machine (infra/statemachines/activation.asl.json).
+    ACTIVATION_TIMEOUT = "ACTIVATION_TIMEOUT"
+    ACTIVATION_ERROR = "ACTIVATION_ERROR"
+
+
+# IndexFaces' own reasons for leaving a detected face out (UnindexedFaces[].Reasons, botocore's
+# ``Reason`` enum): a photo whose every face was filtered out is REJECTED with the first of them.
+INDEX_QUALITY_REASONS = frozenset(
+    {
+        "EXCEEDS_MAX_FACES",
+        "EXTREME_POSE",
+        "LOW_BRIGHTNESS",
+        "LOW_SHARPNESS",
+        "LOW_CONFIDENCE",
+        "SMALL_BOUNDING_BOX",
+        "LOW_FACE_QUALITY",
+    }
+)
+
+# Which rejections are final, i.e. which keep the photo's content claim (ledger
+# ``claim_content``) so that the same bytes uploaded again, under any key, are DUPLICATE_PHOTO
+# pointing at the first upload instead of being indexed again.
+#
+# Final: the bytes themselves are the problem, and under the same index policy (see
+# ``index_policy``) IndexFaces gives the same answer for the same bytes every time. A re-upload
+# is answered DUPLICATE_PHOTO without calling IndexFaces: no IndexFaces quota spent, no face
+# stored and deleted again, and the first photo's ledger item already says why (the detail
+# names it). Once the index policy changes (e.g. QUALITY_FILTER lowered, MULTI_FACE_POLICY
+# ``largest``), the claim is released and the same bytes are indexed again: the answer may
+# differ. INVALID_IMAGE is final because an InvalidParameterException on a request that passed
+# our own check of every documented constraint can only be about the image (rekognition.py).
+FINAL_REASONS = frozenset(
+    {
+        Reason.NO_FACE,
+        Reason.MULTIPLE_FACES,
+        Reason.INVALID_IMAGE_FORMAT,
+        Reason.IMAGE_TOO_LARGE,
+        Reason.INVALID_IMAGE,
+    }
+    | INDEX_QUALITY_REASONS
+)
+# Not final: the cause lies outside the bytes and can go away, so the rejection releases the
+# content claim and the same bytes uploaded again are indexed again. The user is under the cap
+# again after a deletion (USER_FACE_LIMIT, REPLACED_BY_BETTER_PHOTO), a photo was reviewed
+# (LOW_MATCH_CONFIDENCE), the user's erasure finished (USER_BEING_ERASED, USER_DELETED), the
+# face or the object went away under the pipeline (FACE_NOT_FOUND, OBJECT_NOT_FOUND,
+# ASSOCIATED_TO_A_DIFFERENT_USER: a new upload indexes a new face). INVALID_USER_ID and
+# DUPLICATE_PHOTO never hold a claim (the key has no user; the first upload holds it): a
+# DUPLICATE_PHOTO's bytes are accepted once the first photo releases them.
+RETRYABLE_REASONS = frozenset(
+    {
+        Reason.INVALID_USER_ID,
+        Reason.DUPLICATE_PHOTO,
+        Reason.OBJECT_NOT_FOUND,
+        Reason.USER_FACE_LIMIT,
+        Reason.REPLACED_BY_BETTER_PHOTO,
+        Reason.LOW_MATCH_CONFIDENCE,
+        Reason.FACE_NOT_FOUND,
+        Reason.ASSOCIATED_TO_A_DIFFERENT_USER,
+        Reason.USER_DELETED,
+        Reason.USER_BEING_ERASED,
+    }
+)
+# FAILED reasons: a FAILED photo always releases its content (a redrive or a re-upload may
+# succeed once the cause is fixed).
+FAILURE_REASONS = frozenset(
+    {
+        Reason.THROTTLED,
+        Reason.SERVICE_ERROR,
+        Reason.UNEXPECTED_ERROR,
+        Reason.CONFIGURATION_ERROR,
+        Reason.ACTIVATION_TIMEOUT,
+        Reason.ACTIVATION_ERROR,
+    }
+)
+
+
+def is_final(reason: str | None) -> bool:
+    """Whether a REJECTED photo's ``reason`` is final for its bytes (FINAL_REASONS).
+
+    A reason not listed (one added later and not yet classified) is not final: a needless
+    IndexFaces call costs less than a photo that can never be enrolled again.
+    """
+    return reason in FINAL_REASONS
+
+
+def index_policy(quality_filter: str, max_faces: int, multi_face_policy: str) -> str:
+    """The settings a final rejection depends on, as one comparable string.
+
+    Recorded on the content claim: a final rejection keeps the bytes only while this is unchanged.
+    """
+    return (
+        f"QualityFilter={quality_filter};MaxFaces={max_faces};MultiFacePolicy={multi_face_policy}"
+    )
 
 
 # A photo whose every face was filtered out (typically all too small) may still be a group photo:

@@ -109,7 +109,8 @@ def test_a_message_that_keeps_failing_ends_in_the_dlq_and_its_photo_failed(
     assert not pending
     (item,) = read_ledger(stack.clients.dynamodb, stack.endpoints.table).photos_by_key()[key]
     assert item["status"] == "FAILED"
-    assert item["reason"] == "UNEXPECTED_ERROR"
+    # A missing permission says the deployment is wrong (rekognition.CONFIGURATION_ERRORS).
+    assert item["reason"] == "CONFIGURATION_ERROR"
     assert PERSISTENT_ERROR in item["detail"] and "DLQ" in item["detail"]
     # ... and no face of it is left in the collection without a user
     faces = stack.clients.rekognition.list_faces(CollectionId=stack.endpoints.collection_id)

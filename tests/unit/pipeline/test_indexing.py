@@ -271,3 +271,166 @@ def test_last_delivery_after_indexing_leaves_no_orphan_face(pipeline, photo):
     [outcome] = pipeline.index_stage().handle_notification(body)
     assert outcome.status == "INDEXED"
     assert pipeline.collection_face_ids() == {outcome.face_id}
+
+
+# ---- no dead ends: which rejections keep the bytes -----------------------------------------
+
+
+class _CountingIndex:
+    """Rekognition client counting IndexFaces calls; everything else is the real one."""
+
+    def __init__(self, real):
+        self._real, self.calls = real, 0
+
+    def index_faces(self, **kwargs):
+        self.calls += 1
+        return self._real.index_faces(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_rejected_then_fixed_photo_enrolls_on_reupload(pipeline, photo):
+    # Given a user at a cap of 1 whose second photo was rejected USER_FACE_LIMIT
+    uploads = {"enroll/alice/1.jpg": photo("alice", 1), "enroll/alice/2.jpg": photo("alice", 2)}
+    stage = pipeline.index_stage()
+    for key, content in uploads.items():
+        stage.handle_notification(pipeline.upload(key, content))
+    pipeline.associate_stage(max_faces_per_user=1).handle_batch(
+        dict(pipeline.association_messages())
+    )
+    [rejected_key] = [
+        k for k in uploads if pipeline.photo("alice", k).get("reason") == "USER_FACE_LIMIT"
+    ]
+
+    # When the cause goes away (the user is under the cap again) and the same bytes come back
+    # under a new key
+    body = pipeline.upload("enroll/alice/again.jpg", uploads[rejected_key])
+    [indexed] = stage.handle_notification(body)
+    outcomes, failures = pipeline.associate_stage(max_faces_per_user=2).handle_batch(
+        dict(pipeline.association_messages())
+    )
+
+    # Then the photo is enrolled, not a DUPLICATE_PHOTO of the rejected one
+    assert indexed.status == "INDEXED", indexed
+    assert failures == {} and outcomes[0].associated == [indexed.face_id]
+    assert pipeline.photo("alice", "enroll/alice/again.jpg")["status"] == "ASSOCIATED"
+    assert len(pipeline.user_face_ids("alice")) == 2
+    # The rejected photo keeps its own outcome.
+    assert pipeline.photo("alice", rejected_key)["status"] == "REJECTED"
+
+
+def test_final_rejection_stays_a_duplicate_without_calling_indexfaces(pipeline, photo):
+    wall = photo(faces=[])
+    stage = pipeline.index_stage()
+    [first] = stage.handle_notification(pipeline.upload("enroll/alice/wall.jpg", wall))
+    assert first.reason == "NO_FACE"
+    stage.rekognition = counting = _CountingIndex(pipeline.rekognition)
+
+    [again] = stage.handle_notification(pipeline.upload("enroll/alice/wall again.jpg", wall))
+
+    assert (again.status, again.reason) == ("REJECTED", "DUPLICATE_PHOTO")
+    assert (
+        "enroll/alice/wall.jpg" in pipeline.photo("alice", "enroll/alice/wall again.jpg")["detail"]
+    )
+    assert counting.calls == 0
+
+
+def test_final_quality_rejection_is_indexed_again_under_a_new_quality_filter(pipeline, photo):
+    blurry = photo("alice", sharpness=2.0)
+    [first] = pipeline.index_stage().handle_notification(
+        pipeline.upload("enroll/alice/blurry.jpg", blurry)
+    )
+    assert first.reason == "LOW_SHARPNESS"
+
+    # The operator lowers the quality bar: the same bytes may get another answer now.
+    [again] = pipeline.index_stage(quality_filter="NONE").handle_notification(
+        pipeline.upload("enroll/alice/blurry again.jpg", blurry)
+    )
+
+    assert again.status == "INDEXED", again
+
+
+# ---- configuration errors fail the record, never reject the photo --------------------------
+
+
+def _misconfigured(stage, **values):
+    """``stage`` with settings that slipped past Settings' own validation (as a bug would)."""
+    from dataclasses import replace
+
+    settings = replace(stage.settings)
+    for name, value in values.items():
+        object.__setattr__(settings, name, value)
+    stage.settings = settings
+    return stage
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "parameter"),
+    [
+        ("collection_id", "face enrollment", "CollectionId"),
+        ("quality_filter", "SUPER", "QualityFilter"),
+        ("index_max_faces", 0, "MaxFaces"),
+    ],
+)
+def test_a_request_the_service_would_refuse_fails_the_record(
+    pipeline, photo, setting, value, parameter
+):
+    body = pipeline.upload("enroll/alice/a.jpg", photo("alice"))
+    stage = _misconfigured(pipeline.index_stage(), **{setting: value})
+    stage.rekognition = counting = _CountingIndex(pipeline.rekognition)
+
+    # Not sent: the service would answer InvalidParameterException, like for a tiny image.
+    with pytest.raises(IndexRetryableError, match="ConfigurationError"):
+        stage.handle_notification(body, receive_count=1)
+    assert counting.calls == 0
+    with pytest.raises(AssertionError):
+        pipeline.photo("alice", "enroll/alice/a.jpg")  # nothing recorded, nothing rejected
+
+    # On the last delivery the photo is FAILED (its message goes to the DLQ, which alarms)
+    with pytest.raises(IndexRetryableError):
+        stage.handle_notification(body, receive_count=pipeline.settings.max_receive_count)
+    item = pipeline.photo("alice", "enroll/alice/a.jpg")
+    assert (item["status"], item["reason"]) == ("FAILED", "CONFIGURATION_ERROR")
+    assert f"IndexFaces.{parameter}" in item["detail"]  # says what to fix
+
+    # and the redrive after the fix indexes it.
+    [outcome] = pipeline.index_stage().handle_notification(body)
+    assert outcome.status == "INDEXED"
+
+
+def test_the_emulator_answers_a_bad_quality_filter_like_a_tiny_image(pipeline, photo):
+    # Why the request is checked before sending: both are InvalidParameterException.
+    pipeline.upload("enroll/alice/a.jpg", photo("alice"))
+    with pytest.raises(ClientError) as refused:
+        pipeline.rekognition.index_faces(
+            CollectionId="face-enrollment",
+            Image={"S3Object": {"Bucket": BUCKET, "Name": "enroll/alice/a.jpg"}},
+            QualityFilter="SUPER",
+        )
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_a_missing_collection_fails_the_record(pipeline, photo):
+    body = pipeline.upload("enroll/alice/a.jpg", photo("alice"))
+    stage = pipeline.index_stage(collection_id="no-such-collection")
+
+    with pytest.raises(IndexRetryableError, match="ResourceNotFoundException"):
+        stage.handle_notification(body, receive_count=1)
+    with pytest.raises(IndexRetryableError):
+        stage.handle_notification(body, receive_count=pipeline.settings.max_receive_count)
+
+    item = pipeline.photo("alice", "enroll/alice/a.jpg")
+    assert (item["status"], item["reason"]) == ("FAILED", "CONFIGURATION_ERROR")
+
+
+def test_access_denied_fails_the_record(pipeline, photo):
+    stage = pipeline.index_stage()
+    stage.rekognition = _Throttled(pipeline.rekognition, "AccessDeniedException")
+    body = pipeline.upload("enroll/alice/a.jpg", photo("alice"))
+
+    with pytest.raises(IndexRetryableError, match="AccessDeniedException"):
+        stage.handle_notification(body, receive_count=pipeline.settings.max_receive_count)
+
+    item = pipeline.photo("alice", "enroll/alice/a.jpg")
+    assert (item["status"], item["reason"]) == ("FAILED", "CONFIGURATION_ERROR")

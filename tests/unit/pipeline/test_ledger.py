@@ -130,3 +130,117 @@ def test_user_photos_lists_only_photo_items(ledger):
             PhotoRef(f"p-{i}", "alice", "b", f"k{i}"), PhotoStatus.INDEXED, face_id=f"f{i}"
         )
     assert sorted(p["photo_id"] for p in ledger.user_photos("alice")) == ["p-0", "p-1", "p-2"]
+
+
+# ---- content claims after a rejection ----------------------------------------------------
+
+POLICY = "QualityFilter=AUTO;MaxFaces=1;MultiFacePolicy=reject"
+
+
+def _rejected_owner(ledger, reason, *, policy=POLICY):
+    first = PhotoRef("p-1", "alice", "b", "enroll/alice/a.jpg", etag="etag1")
+    assert ledger.claim_content("alice", "etag1", "p-1", first.key, index_policy=policy) is None
+    ledger.record_photo(first, PhotoStatus.REJECTED, reason=reason)
+    return first
+
+
+@pytest.mark.parametrize(
+    "reason", ["USER_FACE_LIMIT", "LOW_MATCH_CONFIDENCE", "REPLACED_BY_BETTER_PHOTO"]
+)
+def test_a_rejection_whose_cause_can_go_away_releases_the_content(ledger, reason):
+    _rejected_owner(ledger, reason)
+
+    assert (
+        ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg", index_policy=POLICY)
+        is None
+    )
+
+    # p-2 holds it now (no photo item yet: being indexed), even against the first photo.
+    assert ledger.claim_content(
+        "alice", "etag1", "p-1", "enroll/alice/a.jpg", index_policy=POLICY
+    ) == ("enroll/alice/b.jpg")
+
+
+@pytest.mark.parametrize("reason", ["NO_FACE", "MULTIPLE_FACES", "INVALID_IMAGE", "LOW_SHARPNESS"])
+def test_a_final_rejection_keeps_the_content_under_the_same_policy(ledger, reason):
+    first = _rejected_owner(ledger, reason)
+
+    assert ledger.claim_content(
+        "alice", "etag1", "p-2", "enroll/alice/b.jpg", index_policy=POLICY
+    ) == (first.key)
+    # Without a policy to compare with, a final reason holds too.
+    assert ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg") == first.key
+
+
+def test_a_final_rejection_under_another_policy_releases_the_content(ledger):
+    _rejected_owner(ledger, "LOW_SHARPNESS")
+    lowered = "QualityFilter=NONE;MaxFaces=1;MultiFacePolicy=reject"
+
+    assert (
+        ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg", index_policy=lowered)
+        is None
+    )
+    claim = ledger._get("USER#alice", "CONTENT#etag1")
+    assert (claim["photo_id"], claim["index_policy"]) == ("p-2", lowered)
+
+
+def test_a_claim_recorded_without_a_policy_is_released_by_a_final_rejection(ledger):
+    # Claims written before policies were recorded: indexing again costs one call, not a photo.
+    _rejected_owner(ledger, "NO_FACE", policy=None)
+    assert (
+        ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg", index_policy=POLICY)
+        is None
+    )
+
+
+def _racing(ledger, racer):
+    """Make ``racer()`` run right after the next read of the claim's owner photo."""
+    real = ledger.get_photo
+    raced: list = []
+
+    def get_photo(user_id, photo_id):
+        item = real(user_id, photo_id)
+        if ledger.get_photo is get_photo:
+            ledger.get_photo = real  # the racer reads the ledger as it is
+            raced.append(racer())
+        return item
+
+    ledger.get_photo = get_photo
+    return raced
+
+
+def test_two_uploads_taking_over_a_released_claim_agree_on_one_winner(ledger):
+    _rejected_owner(ledger, "USER_FACE_LIMIT")
+    raced = _racing(
+        ledger,
+        lambda: ledger.claim_content(
+            "alice", "etag1", "p-3", "enroll/alice/c.jpg", index_policy=POLICY
+        ),
+    )
+
+    # p-2 saw the released claim, then p-3 took it over before p-2 wrote.
+    loser = ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg", index_policy=POLICY)
+
+    assert raced == [None]  # p-3 won
+    assert loser == "enroll/alice/c.jpg"  # p-2 is a duplicate of the winner
+    assert ledger._get("USER#alice", "CONTENT#etag1")["photo_id"] == "p-3"
+
+
+def test_two_first_uploads_of_the_same_content_agree_on_one_winner(ledger):
+    real = ledger._get
+    raced: list = []
+
+    def get(pk, sk, **kwargs):
+        item = real(pk, sk, **kwargs)
+        if sk.startswith("CONTENT#") and ledger._get is get:
+            ledger._get = real
+            raced.append(ledger.claim_content("alice", "etag1", "p-3", "enroll/alice/c.jpg"))
+        return item
+
+    ledger._get = get
+
+    # p-2 saw no claim, then p-3 claimed the content before p-2 wrote.
+    loser = ledger.claim_content("alice", "etag1", "p-2", "enroll/alice/b.jpg")
+
+    assert raced == [None]
+    assert loser == "enroll/alice/c.jpg"

@@ -109,3 +109,60 @@ def test_a_tiny_background_face_does_not_hide_the_real_reason():
 
     # Then the reason is the portrait's own
     assert decide(response, "reject").reason == "LOW_BRIGHTNESS"
+
+
+# ---- which rejections are final for the bytes --------------------------------------------
+
+
+def _reason_constants():
+    from enrollment.photo_policy import Reason
+
+    return {v for k, v in vars(Reason).items() if k.isupper() and isinstance(v, str)}
+
+
+def test_every_reason_is_final_retryable_or_a_failure_and_only_one():
+    from enrollment.photo_policy import FAILURE_REASONS, FINAL_REASONS, RETRYABLE_REASONS
+
+    assert not FINAL_REASONS & RETRYABLE_REASONS
+    assert not FINAL_REASONS & FAILURE_REASONS
+    assert not RETRYABLE_REASONS & FAILURE_REASONS
+    # A reason added to Reason must be classified here (an unclassified one is not final).
+    assert _reason_constants() <= FINAL_REASONS | RETRYABLE_REASONS | FAILURE_REASONS
+
+
+def test_the_photo_is_the_problem_in_final_reasons_only():
+    from enrollment.photo_policy import FINAL_REASONS, is_final
+
+    for reason in ("NO_FACE", "MULTIPLE_FACES", "INVALID_IMAGE_FORMAT", "IMAGE_TOO_LARGE"):
+        assert is_final(reason)
+    assert {"LOW_SHARPNESS", "LOW_BRIGHTNESS", "SMALL_BOUNDING_BOX"} <= FINAL_REASONS
+    for reason in (
+        "USER_FACE_LIMIT",
+        "REPLACED_BY_BETTER_PHOTO",
+        "LOW_MATCH_CONFIDENCE",
+        "USER_BEING_ERASED",
+        "OBJECT_NOT_FOUND",
+        "DUPLICATE_PHOTO",
+        "CONFIGURATION_ERROR",
+        "SOME_REASON_ADDED_LATER",
+        None,
+    ):
+        assert not is_final(reason), reason
+
+
+def test_index_quality_reasons_are_rekognitions_own():
+    import botocore.session
+
+    from enrollment.photo_policy import INDEX_QUALITY_REASONS
+
+    model = botocore.session.get_session().get_service_model("rekognition")
+    assert set(model.shape_for("Reason").enum) == INDEX_QUALITY_REASONS
+
+
+def test_index_policy_changes_with_each_setting_a_final_answer_depends_on():
+    from enrollment.photo_policy import index_policy
+
+    base = index_policy("AUTO", 1, "reject")
+    assert base == index_policy("AUTO", 1, "reject")
+    assert len({base, index_policy("NONE", 1, "reject"), index_policy("AUTO", 2, "reject")}) == 3
+    assert base != index_policy("AUTO", 1, "largest")

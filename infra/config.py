@@ -14,6 +14,14 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+# The functions' own settings module (functions/enrollment, installed as ``enrollment``): plain
+# Python, so this module still imports without aws_cdk.
+from enrollment.settings import (
+    REKOGNITION_MAX_COLLECTION_ID_CHARS,
+    SETTING_VARIABLES,
+    settings_problems,
+)
+
 # Rekognition's default IndexFaces quota (reference §3.2): 50 TPS in the three big regions,
 # 5 TPS everywhere else. AssociateFaces/CreateUser are 5 TPS in every region.
 _HIGH_QUOTA_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
@@ -33,11 +41,31 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 # function allowed to run longer would keep working for an answer nobody receives.
 API_GATEWAY_INTEGRATION_TIMEOUT_S = 29
 
-FACE_CAP_POLICIES = ("reject", "keep-best")
-MULTI_FACE_POLICIES = ("reject", "largest")
-QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
+# The PipelineConfig field behind each function setting, so a problem names the field to change.
+_FIELD_OF_SETTING = {
+    "ENROLL_PREFIX": "enroll_prefix",
+    "COLLECTION_ID": "collection_id",
+    "MAX_FACES_PER_USER": "max_faces_per_user",
+    "FACE_CAP_POLICY": "face_cap_policy",
+    "MULTI_FACE_POLICY": "multi_face_policy",
+    "QUALITY_FILTER": "quality_filter",
+    "INDEX_MAX_FACES": "index_max_faces",
+    "USER_MATCH_THRESHOLD": "user_match_threshold",
+    "ASSOCIATE_MAX_FACE_IDS": "associate_max_face_ids",
+    "ACTIVATION_WAIT_SCHEDULE": "activation_wait_schedule_s",
+    "MAX_RECEIVE_COUNT": "max_receive_count",
+    "SEARCH_MATCH_THRESHOLD": "search_match_threshold_percent",
+    "SEARCH_MAX_USERS": "search_max_users",
+    "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
+}
+# How the CDK encodes a string it only knows at deploy time ("${Token[...]}"): the stack's
+# collection id is one (FaceCollection derives it from this config's collection_id).
+_CDK_TOKEN = re.compile(r"\$\{Token\[")
 # A stage is a short DNS-like label: it names the stack and prefixes the collection id.
-_STAGE = re.compile(r"[a-z][a-z0-9-]{0,15}")
+_STAGE_MAX_CHARS = 16
+_STAGE = re.compile(rf"[a-z][a-z0-9-]{{0,{_STAGE_MAX_CHARS - 1}}}")
+# The stack deploys the collection as "<collection_id>-<stage>-<8 hex digits>" (collection.py).
+_DEPLOYED_COLLECTION_SUFFIX_CHARS = 1 + _STAGE_MAX_CHARS + 1 + 8
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -204,9 +232,7 @@ class PipelineConfig:
 
     def problems(self) -> list[str]:
         """Every rule this configuration breaks (empty when it is deployable)."""
-        found: list[str] = []
-        if not self.enroll_prefix.endswith("/") or self.enroll_prefix.startswith("/"):
-            found.append(f"enroll_prefix must look like 'enroll/', got {self.enroll_prefix!r}")
+        found = self._function_settings_problems()
         if not 1 <= self.index_batch_size <= 10_000:
             found.append("index_batch_size must be 1..10000")
         if not 1 <= self.associate_batch_size <= 10_000:
@@ -251,37 +277,46 @@ class PipelineConfig:
             found.append(f"associate_max_concurrency must be {ESM_MIN_CONCURRENCY}..1000")
         if self.rekognition_index_faces_tps < 1 or self.index_faces_latency_s <= 0:
             found.append("rekognition_index_faces_tps and index_faces_latency_s must be positive")
-        if not 1 <= self.max_receive_count <= 1000:
-            found.append("max_receive_count must be 1..1000")
-        if not self.activation_wait_schedule_s or any(
-            not isinstance(s, int) or s < 0 for s in self.activation_wait_schedule_s
-        ):
-            # Integers only: the state machine adds them up with States.MathAdd.
-            found.append("activation_wait_schedule_s must be non-empty whole seconds >= 0")
-        elif self.activation_execution_timeout_s <= sum(self.activation_wait_schedule_s):
+        waits = self.activation_wait_schedule_s
+        # The sum needs whole seconds; anything else is already a function-setting problem.
+        whole = all(isinstance(s, int) for s in waits)
+        if whole and self.activation_execution_timeout_s <= sum(waits):
             found.append("activation_execution_timeout_s must exceed the wait schedule's sum")
-        if not 1 <= self.index_max_faces <= 100:
-            found.append("index_max_faces must be 1..100 (IndexFaces returns at most 100 faces)")
-        if not 1 <= self.max_faces_per_user <= 100:
-            found.append("max_faces_per_user must be 1..100 (Rekognition's cap)")
-        if not 1 <= self.associate_max_face_ids <= 100:
-            found.append("associate_max_face_ids must be 1..100 (AssociateFaces maximum)")
-        if self.face_cap_policy not in FACE_CAP_POLICIES:
-            found.append(f"face_cap_policy must be one of {FACE_CAP_POLICIES}")
-        if self.multi_face_policy not in MULTI_FACE_POLICIES:
-            found.append(f"multi_face_policy must be one of {MULTI_FACE_POLICIES}")
-        if self.quality_filter not in QUALITY_FILTERS:
-            found.append(f"quality_filter must be one of {QUALITY_FILTERS}")
-        if not 0 <= self.user_match_threshold <= 100:
-            found.append("user_match_threshold must be 0..100")
-        if not 0 <= self.search_match_threshold_percent <= 100:
-            found.append("search_match_threshold_percent must be 0..100")
-        if not 1 <= self.search_max_users <= 500:
-            found.append("search_max_users must be 1..500 (SearchUsersByImage MaxUsers)")
         found += self._api_and_erasure_problems()
         if self.lambda_architecture not in ("arm64", "x86_64"):
             found.append("lambda_architecture must be arm64 or x86_64")
         found += self._deployment_problems()
+        return found
+
+    def _function_settings_problems(self) -> list[str]:
+        """The functions' own validation (enrollment.settings) of the environment they get.
+
+        Run on exactly ``lambda_environment``'s output, so whatever passes here is what
+        ``Settings.from_env`` accepts at cold start: one set of rules, no second copy to drift.
+        """
+        found: list[str] = []
+        env = self.lambda_environment(service_name=self.index_service_name)
+        for variable in SETTING_VARIABLES:
+            if not env.get(variable, "").strip():
+                # A function would take its own default without a word: say so here instead.
+                field_name = _FIELD_OF_SETTING.get(variable, variable)
+                found.append(
+                    f"{field_name} must not be empty ({variable} would silently fall back to "
+                    "the function's default)"
+                )
+        # A deploy-time value (the stack's collection id) is left out: it is derived from the
+        # base config's collection_id, which was checked when that config was built, and the
+        # length rule below keeps the derived id within Rekognition's limit.
+        known = {name: value for name, value in env.items() if not _CDK_TOKEN.search(value)}
+        for problem in settings_problems(known):
+            field_name = _FIELD_OF_SETTING.get(problem.variable, problem.variable)
+            found.append(f"{field_name}: {problem.message}")
+        room = REKOGNITION_MAX_COLLECTION_ID_CHARS - _DEPLOYED_COLLECTION_SUFFIX_CHARS
+        if not _CDK_TOKEN.search(self.collection_id) and len(self.collection_id) > room:
+            found.append(
+                f"collection_id must be at most {room} characters: the stack appends "
+                "'-<stage>-<8 hex digits>' within Rekognition's 255"
+            )
         return found
 
     def _api_and_erasure_problems(self) -> list[str]:

@@ -2,14 +2,21 @@
 
 Every number that changes behaviour is here with its unit, so the CDK stack, the local runner
 and the tests set the same names (see the README's configuration table).
+
+The rules of these settings live here and nowhere else: ``settings_problems`` is what
+``Settings.from_env`` refuses at a function's cold start, and ``PipelineConfig.problems()``
+(infra/config.py) runs it on the very environment it gives the functions, so a configuration that
+synthesizes is one every function starts with.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 FACE_CAP_POLICIES = ("reject", "keep-best")
 MULTI_FACE_POLICIES = ("reject", "largest")
@@ -22,7 +29,14 @@ REKOGNITION_MAX_FACES_PER_INDEX = 100
 REKOGNITION_MAX_USERS_PER_SEARCH = 500
 # SearchUsers/SearchUsersByImage's own default UserMatchThreshold (percent).
 REKOGNITION_DEFAULT_SEARCH_THRESHOLD = 80.0
-_COLLECTION_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
+# CollectionId in Rekognition's model: 1..255 characters of [a-zA-Z0-9_.-].
+REKOGNITION_MAX_COLLECTION_ID_CHARS = 255
+_COLLECTION_ID = re.compile(r"[a-zA-Z0-9_.\-]{1,255}")
+# SQS accepts a redrive policy's maxReceiveCount from 1 to 1,000 (Amazon SQS Developer Guide,
+# dead-letter queues): a larger MAX_RECEIVE_COUNT could never be the queue's.
+SQS_MAX_RECEIVE_COUNT = 1000
+# CloudWatch's Namespace (PutMetricData): 1..255 characters, not starting with ':'.
+CLOUDWATCH_MAX_NAMESPACE_CHARS = 255
 
 DEFAULT_WAIT_SCHEDULE_SECONDS = (1, 2, 4, 8, 16, 32, 60, 60, 60, 60)
 
@@ -53,6 +67,26 @@ ENVIRONMENT_VARIABLES = (
     "AWS_DEFAULT_REGION",
 )
 
+# The variables that tune behaviour (each has a default here), as opposed to the resources a
+# function ``require``s and the endpoints. Left empty, a function silently takes the default, so
+# a deployment must set every one of them (PipelineConfig checks that it does).
+SETTING_VARIABLES = (
+    "ENROLL_PREFIX",
+    "COLLECTION_ID",
+    "MAX_FACES_PER_USER",
+    "FACE_CAP_POLICY",
+    "MULTI_FACE_POLICY",
+    "QUALITY_FILTER",
+    "INDEX_MAX_FACES",
+    "USER_MATCH_THRESHOLD",
+    "ASSOCIATE_MAX_FACE_IDS",
+    "ACTIVATION_WAIT_SCHEDULE",
+    "MAX_RECEIVE_COUNT",
+    "SEARCH_MATCH_THRESHOLD",
+    "SEARCH_MAX_USERS",
+    "POWERTOOLS_METRICS_NAMESPACE",
+)
+
 
 def environment_fingerprint(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The values of ENVIRONMENT_VARIABLES: a cache key for whatever is built from settings.
@@ -66,6 +100,17 @@ def environment_fingerprint(env: Mapping[str, str] | None = None) -> tuple[str, 
 
 class SettingsError(ValueError):
     """A setting is missing or has a value the pipeline cannot run with."""
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One rule a setting breaks: the environment variable and a message that names it."""
+
+    variable: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -97,39 +142,21 @@ class Settings:
     search_max_users: int = 10
 
     def __post_init__(self) -> None:
-        self._validate()
+        problems = _rule_problems({f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise SettingsError("; ".join(str(problem) for problem in problems))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from ``env`` (default ``os.environ``); raise SettingsError if bad."""
-        source = os.environ if env is None else env
+        """Read the settings from ``env`` (default ``os.environ``); raise SettingsError if bad.
 
-        def text(name: str, default: str) -> str:
-            return source.get(name, default).strip() or default
-
-        return cls(
-            bucket_name=text("BUCKET_NAME", ""),
-            enroll_prefix=text("ENROLL_PREFIX", "enroll/"),
-            collection_id=text("COLLECTION_ID", "face-enrollment"),
-            ledger_table=text("LEDGER_TABLE", ""),
-            association_queue_url=text("ASSOCIATION_QUEUE_URL", ""),
-            activation_state_machine_arn=text("ACTIVATION_STATE_MACHINE_ARN", ""),
-            max_faces_per_user=_int(source, "MAX_FACES_PER_USER", 100),
-            face_cap_policy=text("FACE_CAP_POLICY", "reject").lower(),
-            multi_face_policy=text("MULTI_FACE_POLICY", "reject").lower(),
-            quality_filter=text("QUALITY_FILTER", "AUTO").upper(),
-            index_max_faces=_int(source, "INDEX_MAX_FACES", 1),
-            user_match_threshold=_float(source, "USER_MATCH_THRESHOLD", 75.0),
-            associate_max_face_ids=_int(source, "ASSOCIATE_MAX_FACE_IDS", 100),
-            activation_wait_schedule=_schedule(source, "ACTIVATION_WAIT_SCHEDULE"),
-            max_receive_count=_int(source, "MAX_RECEIVE_COUNT", 5),
-            metrics_namespace=text("POWERTOOLS_METRICS_NAMESPACE", "FaceEnrollment"),
-            erasure_queue_url=text("ERASURE_QUEUE_URL", ""),
-            search_match_threshold=_float(
-                source, "SEARCH_MATCH_THRESHOLD", REKOGNITION_DEFAULT_SEARCH_THRESHOLD
-            ),
-            search_max_users=_int(source, "SEARCH_MAX_USERS", 10),
-        )
+        The error names every bad setting at once (``settings_problems``), not only the first.
+        """
+        values, problems = _parse(os.environ if env is None else env)
+        problems += _rule_problems(values)
+        if problems:
+            raise SettingsError("; ".join(str(problem) for problem in problems))
+        return cls(**values)
 
     def require(self, *names: str) -> None:
         """Raise SettingsError unless every named (resource) setting is non-empty.
@@ -141,86 +168,165 @@ class Settings:
         if missing:
             raise SettingsError(f"missing required setting(s): {', '.join(missing)}")
 
-    def _validate(self) -> None:
-        if not self.enroll_prefix.endswith("/"):
-            raise SettingsError(f"ENROLL_PREFIX must end with '/', got {self.enroll_prefix!r}")
-        if not _COLLECTION_ID.match(self.collection_id):
-            raise SettingsError(
-                f"COLLECTION_ID must match [a-zA-Z0-9_.-]{{1,255}}, got {self.collection_id!r}"
-            )
-        if not 1 <= self.max_faces_per_user <= REKOGNITION_MAX_FACES_PER_USER:
-            raise SettingsError(
-                f"MAX_FACES_PER_USER must be 1..{REKOGNITION_MAX_FACES_PER_USER}, "
-                f"got {self.max_faces_per_user}"
-            )
-        _one_of("FACE_CAP_POLICY", self.face_cap_policy, FACE_CAP_POLICIES)
-        _one_of("MULTI_FACE_POLICY", self.multi_face_policy, MULTI_FACE_POLICIES)
-        _one_of("QUALITY_FILTER", self.quality_filter, QUALITY_FILTERS)
-        if not 1 <= self.index_max_faces <= REKOGNITION_MAX_FACES_PER_INDEX:
-            raise SettingsError(
-                f"INDEX_MAX_FACES must be 1..{REKOGNITION_MAX_FACES_PER_INDEX}, "
-                f"got {self.index_max_faces}"
-            )
-        if not 0 <= self.user_match_threshold <= 100:
-            raise SettingsError(
-                f"USER_MATCH_THRESHOLD must be a percentage 0..100, got {self.user_match_threshold}"
-            )
-        if not 1 <= self.associate_max_face_ids <= REKOGNITION_MAX_FACE_IDS_PER_ASSOCIATE:
-            raise SettingsError(
-                f"ASSOCIATE_MAX_FACE_IDS must be 1..{REKOGNITION_MAX_FACE_IDS_PER_ASSOCIATE}, "
-                f"got {self.associate_max_face_ids}"
-            )
-        if not self.activation_wait_schedule or any(s <= 0 for s in self.activation_wait_schedule):
-            raise SettingsError(
-                "ACTIVATION_WAIT_SCHEDULE must be a non-empty list of positive seconds, "
-                f"got {self.activation_wait_schedule}"
-            )
-        if not 0 <= self.search_match_threshold <= 100:
-            raise SettingsError(
-                "SEARCH_MATCH_THRESHOLD must be a percentage 0..100, "
-                f"got {self.search_match_threshold}"
-            )
-        if not 1 <= self.search_max_users <= REKOGNITION_MAX_USERS_PER_SEARCH:
-            raise SettingsError(
-                f"SEARCH_MAX_USERS must be 1..{REKOGNITION_MAX_USERS_PER_SEARCH}, "
-                f"got {self.search_max_users}"
-            )
-        if self.max_receive_count < 1:
-            raise SettingsError(f"MAX_RECEIVE_COUNT must be >= 1, got {self.max_receive_count}")
+
+def settings_problems(env: Mapping[str, str]) -> list[SettingProblem]:
+    """Every rule the settings in ``env`` break (empty when ``Settings.from_env(env)`` succeeds).
+
+    This is the one validation of the functions' settings: ``Settings.from_env`` raises with
+    these problems, and PipelineConfig runs it on the environment it deploys. A variable that is
+    absent or blank takes its default, as in ``from_env``.
+    """
+    values, problems = _parse(env)
+    return problems + _rule_problems(values)
 
 
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+def _parse(env: Mapping[str, str]) -> tuple[dict[str, Any], list[SettingProblem]]:
+    """The Settings fields read from ``env``; a value that does not parse keeps its default."""
+    problems: list[SettingProblem] = []
+
+    def text(name: str, default: str) -> str:
+        return env.get(name, default).strip() or default
+
+    def number(name: str, default: Any, kind: type, wanted: str) -> Any:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            problems.append(SettingProblem(name, f"{name} must be {wanted}, got {raw!r}"))
+            return default
+
+    def schedule(name: str) -> tuple[int, ...]:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return DEFAULT_WAIT_SCHEDULE_SECONDS
+        try:
+            return tuple(int(part) for part in raw.split(",") if part.strip())
+        except ValueError:
+            problems.append(
+                SettingProblem(
+                    name, f"{name} must be comma-separated whole seconds like '1,2,4', got {raw!r}"
+                )
+            )
+            return DEFAULT_WAIT_SCHEDULE_SECONDS
+
+    values: dict[str, Any] = {
+        "bucket_name": text("BUCKET_NAME", ""),
+        "enroll_prefix": text("ENROLL_PREFIX", "enroll/"),
+        "collection_id": text("COLLECTION_ID", "face-enrollment"),
+        "ledger_table": text("LEDGER_TABLE", ""),
+        "association_queue_url": text("ASSOCIATION_QUEUE_URL", ""),
+        "activation_state_machine_arn": text("ACTIVATION_STATE_MACHINE_ARN", ""),
+        "max_faces_per_user": number("MAX_FACES_PER_USER", 100, int, "an integer"),
+        "face_cap_policy": text("FACE_CAP_POLICY", "reject").lower(),
+        "multi_face_policy": text("MULTI_FACE_POLICY", "reject").lower(),
+        "quality_filter": text("QUALITY_FILTER", "AUTO").upper(),
+        "index_max_faces": number("INDEX_MAX_FACES", 1, int, "an integer"),
+        "user_match_threshold": number("USER_MATCH_THRESHOLD", 75.0, float, "a number"),
+        "associate_max_face_ids": number("ASSOCIATE_MAX_FACE_IDS", 100, int, "an integer"),
+        "activation_wait_schedule": schedule("ACTIVATION_WAIT_SCHEDULE"),
+        "max_receive_count": number("MAX_RECEIVE_COUNT", 5, int, "an integer"),
+        "metrics_namespace": text("POWERTOOLS_METRICS_NAMESPACE", "FaceEnrollment"),
+        "erasure_queue_url": text("ERASURE_QUEUE_URL", ""),
+        "search_match_threshold": number(
+            "SEARCH_MATCH_THRESHOLD", REKOGNITION_DEFAULT_SEARCH_THRESHOLD, float, "a number"
+        ),
+        "search_max_users": number("SEARCH_MAX_USERS", 10, int, "an integer"),
+    }
+    return values, problems
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+def _rule_problems(v: Mapping[str, Any]) -> list[SettingProblem]:
+    """The rules of the settings' values (``v``: Settings field name -> value)."""
+    found: list[SettingProblem] = []
 
+    def refuse(variable: str, message: str) -> None:
+        found.append(SettingProblem(variable, f"{variable} {message}"))
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    def whole_in(variable: str, value: Any, low: int, high: int, why: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            refuse(variable, f"must be {low}..{high} ({why}), got {value!r}")
 
+    def percentage(variable: str, value: Any) -> None:
+        # math.isfinite first: NaN compares False with everything and would slip through.
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and 0 <= value <= 100):
+            refuse(variable, f"must be a percentage 0..100, got {value!r}")
 
-def _schedule(env: Mapping[str, str], name: str) -> tuple[int, ...]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return DEFAULT_WAIT_SCHEDULE_SECONDS
-    try:
-        return tuple(int(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise SettingsError(
-            f"{name} must be comma-separated whole seconds like '1,2,4', got {raw!r}"
-        ) from None
+    prefix = v["enroll_prefix"]
+    # S3 keys carry no leading '/': a prefix starting with one would never match an upload.
+    if not prefix.endswith("/") or prefix.startswith("/"):
+        refuse("ENROLL_PREFIX", f"must end with '/' and not start with one, got {prefix!r}")
+    if not _COLLECTION_ID.fullmatch(v["collection_id"]):
+        refuse(
+            "COLLECTION_ID",
+            f"must match [a-zA-Z0-9_.-]{{1,255}} (Rekognition's CollectionId), "
+            f"got {v['collection_id']!r}",
+        )
+    whole_in(
+        "MAX_FACES_PER_USER",
+        v["max_faces_per_user"],
+        1,
+        REKOGNITION_MAX_FACES_PER_USER,
+        "Rekognition's faces per user",
+    )
+    for variable, value, allowed in (
+        ("FACE_CAP_POLICY", v["face_cap_policy"], FACE_CAP_POLICIES),
+        ("MULTI_FACE_POLICY", v["multi_face_policy"], MULTI_FACE_POLICIES),
+        ("QUALITY_FILTER", v["quality_filter"], QUALITY_FILTERS),
+    ):
+        if value not in allowed:
+            refuse(variable, f"must be one of {', '.join(allowed)}, got {value!r}")
+    whole_in(
+        "INDEX_MAX_FACES",
+        v["index_max_faces"],
+        1,
+        REKOGNITION_MAX_FACES_PER_INDEX,
+        "IndexFaces MaxFaces",
+    )
+    percentage("USER_MATCH_THRESHOLD", v["user_match_threshold"])
+    whole_in(
+        "ASSOCIATE_MAX_FACE_IDS",
+        v["associate_max_face_ids"],
+        1,
+        REKOGNITION_MAX_FACE_IDS_PER_ASSOCIATE,
+        "AssociateFaces FaceIds",
+    )
+    waits = v["activation_wait_schedule"]
+    # Each entry is the pause before the next SearchUsers check. A 0 s pause is not a pause:
+    # the user turns ACTIVE asynchronously after AssociateFaces returns (reference §4.1; how
+    # long it stays UPDATING is undocumented), and a check issued right after the previous one
+    # (~0.1 s earlier) asks nearly the same question again. It would spend one of the schedule's
+    # bounded checks, a call of SearchUsers' quota (5 TPS outside the three big regions, shared
+    # with the query API's searches) and state transitions for no new information. So every
+    # wait is at least 1 s; whole seconds, because the state machine adds them up with
+    # States.MathAdd.
+    if not waits or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in waits):
+        refuse(
+            "ACTIVATION_WAIT_SCHEDULE",
+            f"must be a non-empty list of positive whole seconds (>= 1), got {waits!r}",
+        )
+    whole_in(
+        "MAX_RECEIVE_COUNT",
+        v["max_receive_count"],
+        1,
+        SQS_MAX_RECEIVE_COUNT,
+        "an SQS redrive policy's maxReceiveCount",
+    )
+    namespace = v["metrics_namespace"]
+    if not 1 <= len(namespace) <= CLOUDWATCH_MAX_NAMESPACE_CHARS or namespace.startswith(":"):
+        refuse(
+            "POWERTOOLS_METRICS_NAMESPACE",
+            f"must be 1..{CLOUDWATCH_MAX_NAMESPACE_CHARS} characters not starting with ':' "
+            f"(CloudWatch's Namespace), got {namespace!r}",
+        )
+    percentage("SEARCH_MATCH_THRESHOLD", v["search_match_threshold"])
+    whole_in(
+        "SEARCH_MAX_USERS",
+        v["search_max_users"],
+        1,
+        REKOGNITION_MAX_USERS_PER_SEARCH,
+        "SearchUsersByImage MaxUsers",
+    )
+    return found

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from enrollment.settings import SETTING_VARIABLES, Settings, settings_problems
 from infra.activation_definition import (
     SUBSTITUTIONS,
     activation_template,
     render_activation_definition,
 )
-from infra.config import PipelineConfig
+from infra.config import _FIELD_OF_SETTING, PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,6 +75,15 @@ def test_lambda_environment_carries_every_setting_of_the_contract() -> None:
         ({"max_faces_per_user": 101}, "max_faces_per_user"),
         ({"index_max_faces": 0}, "index_max_faces"),
         ({"enroll_prefix": "enroll"}, "enroll_prefix"),
+        # A 0 s wait passed here once and broke both functions at cold start.
+        ({"activation_wait_schedule_s": (1, 0, 2)}, "activation_wait_schedule_s: .*whole seconds"),
+        ({"activation_wait_schedule_s": ()}, "activation_wait_schedule_s must not be empty"),
+        ({"max_receive_count": 1001}, "max_receive_count: MAX_RECEIVE_COUNT must be 1..1000"),
+        ({"collection_id": "has:colon"}, "collection_id: COLLECTION_ID must match"),
+        ({"collection_id": "c" * 230}, "collection_id must be at most 229"),
+        ({"metrics_namespace": ":ns"}, "metrics_namespace: POWERTOOLS_METRICS_NAMESPACE"),
+        ({"user_match_threshold": math.nan}, "user_match_threshold: .*percentage"),
+        ({"max_faces_per_user": True}, "max_faces_per_user: MAX_FACES_PER_USER must be an"),
     ],
 )
 def test_invalid_settings_fail_at_construction_with_the_reason(
@@ -140,3 +155,100 @@ def test_function_defaults_name_the_same_collection_as_the_stack() -> None:
     from enrollment.settings import Settings
 
     assert Settings.from_env({}).collection_id == PipelineConfig().collection_id
+
+
+# --- one validation of the function settings, shared with enrollment.settings ---
+
+
+def _environment(config: PipelineConfig) -> dict[str, str]:
+    return config.lambda_environment(service_name=config.index_service_name)
+
+
+def _unchecked(**overrides: Any) -> PipelineConfig:
+    """A PipelineConfig holding these values without running its checks (to read its env)."""
+    config = object.__new__(PipelineConfig)
+    for f in fields(PipelineConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        object.__setattr__(config, f.name, overrides.get(f.name, default))
+    return config
+
+
+EDGE_CONFIGS = [
+    {},
+    {"max_faces_per_user": 1, "index_max_faces": 100, "associate_max_face_ids": 1},
+    {"max_faces_per_user": 100, "associate_max_face_ids": 100, "max_receive_count": 1000},
+    {"user_match_threshold": 0, "search_match_threshold_percent": 100, "search_max_users": 500},
+    {"user_match_threshold": 99.5, "search_match_threshold_percent": 0, "search_max_users": 1},
+    {"face_cap_policy": "keep-best", "multi_face_policy": "largest", "quality_filter": "NONE"},
+    {"activation_wait_schedule_s": (1,), "max_receive_count": 1},
+    {"activation_wait_schedule_s": (60,) * 14, "activation_execution_timeout_s": 900},
+    {"enroll_prefix": "in/photos/", "collection_id": "c" * 229, "metrics_namespace": "A/b"},
+]
+
+
+@pytest.mark.parametrize("overrides", EDGE_CONFIGS)
+def test_a_config_that_synthesizes_gives_settings_the_functions_load(
+    overrides: dict[str, Any],
+) -> None:
+    config = PipelineConfig(**overrides)
+
+    settings = Settings.from_env(_environment(config))
+
+    assert settings.max_faces_per_user == config.max_faces_per_user
+    assert settings.activation_wait_schedule == config.activation_wait_schedule_s
+    assert settings.user_match_threshold == config.user_match_threshold
+
+
+def test_the_stacks_deploy_time_collection_id_is_left_to_deploy_time() -> None:
+    # The stack swaps in a CloudFormation token (stack.stage_config); the rest is still checked.
+    token = "${Token[TOKEN.123]}"
+    config = replace(PipelineConfig(), collection_id=token)
+
+    assert config.problems() == []
+    with pytest.raises(ValueError, match="max_faces_per_user"):
+        replace(config, max_faces_per_user=0)
+
+
+def test_every_function_setting_is_in_the_environment_and_named_after_its_field() -> None:
+    env = _environment(PipelineConfig())
+
+    assert set(_FIELD_OF_SETTING) == set(SETTING_VARIABLES)
+    assert all(env[variable].strip() for variable in SETTING_VARIABLES)
+    assert all(hasattr(PipelineConfig(), name) for name in _FIELD_OF_SETTING.values())
+
+
+_PERCENT = st.one_of(
+    st.integers(-1, 101), st.floats(-1, 101, allow_nan=False), st.just(math.nan), st.booleans()
+)
+FUNCTION_SETTINGS = {
+    "enroll_prefix": st.sampled_from(["enroll/", "in/photos/", "enroll", "/enroll/", "", " "]),
+    "collection_id": st.sampled_from(["face-enrollment", "my.coll_1", "has:colon", "", "c" * 256]),
+    "max_faces_per_user": st.one_of(st.integers(-1, 102), st.booleans()),
+    "index_max_faces": st.integers(-1, 101),
+    "associate_max_face_ids": st.integers(-1, 101),
+    "face_cap_policy": st.sampled_from(["reject", "keep-best", "Keep-Best", "drop", ""]),
+    "multi_face_policy": st.sampled_from(["reject", "largest", "all", ""]),
+    "quality_filter": st.sampled_from(["NONE", "AUTO", "high", "ULTRA", ""]),
+    "user_match_threshold": _PERCENT,
+    "search_match_threshold_percent": _PERCENT,
+    "search_max_users": st.integers(-1, 501),
+    "max_receive_count": st.integers(-1, 1001),
+    "activation_wait_schedule_s": st.lists(
+        st.one_of(st.integers(-1, 60), st.just(2.5)), max_size=12
+    ).map(tuple),
+    "metrics_namespace": st.sampled_from(["FaceEnrollment", "Face/Dev", ":x", "", "n" * 256]),
+}
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(overrides=st.fixed_dictionaries({}, optional=FUNCTION_SETTINGS))
+def test_config_and_functions_agree_on_every_setting(overrides: dict[str, Any]) -> None:
+    config = _unchecked(**overrides)
+    env = _environment(config)
+    config_problems = config.problems()
+    function_problems = settings_problems(env)
+
+    if not config_problems:
+        Settings.from_env(env)  # what synthesizes also runs
+    # What a function refuses, the config refuses too, with the function's own words.
+    assert {str(p) for p in function_problems} <= {m.split(": ", 1)[-1] for m in config_problems}

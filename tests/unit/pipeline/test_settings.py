@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from enrollment.settings import Settings, SettingsError, environment_fingerprint
+from enrollment.settings import (
+    Settings,
+    SettingsError,
+    environment_fingerprint,
+    settings_problems,
+)
 
 
 def test_defaults_match_the_contract():
@@ -64,9 +69,18 @@ def test_values_are_parsed_and_normalised():
         ("USER_MATCH_THRESHOLD", "high", "must be a number"),
         ("ASSOCIATE_MAX_FACE_IDS", "0", "ASSOCIATE_MAX_FACE_IDS must be 1..100"),
         ("ACTIVATION_WAIT_SCHEDULE", "1,x", "comma-separated whole seconds"),
-        ("ACTIVATION_WAIT_SCHEDULE", "1,0", "positive seconds"),
-        ("MAX_RECEIVE_COUNT", "0", "MAX_RECEIVE_COUNT must be >= 1"),
+        ("ACTIVATION_WAIT_SCHEDULE", "1,0", "positive whole seconds"),
+        ("ACTIVATION_WAIT_SCHEDULE", "0", "positive whole seconds"),
+        ("ACTIVATION_WAIT_SCHEDULE", "2,-1", "positive whole seconds"),
+        ("MAX_RECEIVE_COUNT", "0", "MAX_RECEIVE_COUNT must be 1..1000"),
+        ("MAX_RECEIVE_COUNT", "1001", "MAX_RECEIVE_COUNT must be 1..1000"),
         ("ENROLL_PREFIX", "enroll", "must end with '/'"),
+        ("ENROLL_PREFIX", "/enroll/", "not start with one"),
+        ("USER_MATCH_THRESHOLD", "nan", "percentage 0..100"),
+        ("SEARCH_MATCH_THRESHOLD", "-1", "SEARCH_MATCH_THRESHOLD must be a percentage"),
+        ("SEARCH_MAX_USERS", "501", "SEARCH_MAX_USERS must be 1..500"),
+        ("POWERTOOLS_METRICS_NAMESPACE", ":Face", "CloudWatch's Namespace"),
+        ("POWERTOOLS_METRICS_NAMESPACE", "n" * 256, "CloudWatch's Namespace"),
         ("COLLECTION_ID", "has:colon", "COLLECTION_ID must match"),
         ("INDEX_MAX_FACES", "0", "INDEX_MAX_FACES must be 1..100"),
     ],
@@ -88,3 +102,51 @@ def test_fingerprint_changes_with_any_setting_or_endpoint():
     assert environment_fingerprint({"LEDGER_TABLE": "t"}) == base
     assert environment_fingerprint({"LEDGER_TABLE": "u"}) != base
     assert environment_fingerprint({"LEDGER_TABLE": "t", "AWS_ENDPOINT_URL": "http://x"}) != base
+
+
+def test_every_bad_setting_is_named_at_once():
+    env = {"MAX_FACES_PER_USER": "0", "QUALITY_FILTER": "ULTRA", "INDEX_MAX_FACES": "x"}
+
+    problems = settings_problems(env)
+
+    assert sorted(p.variable for p in problems) == [
+        "INDEX_MAX_FACES",
+        "MAX_FACES_PER_USER",
+        "QUALITY_FILTER",
+    ]
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert all(str(problem) in str(refused.value) for problem in problems)
+
+
+def test_problems_are_empty_exactly_when_the_settings_load():
+    good = {"ACTIVATION_WAIT_SCHEDULE": "1,2", "MAX_RECEIVE_COUNT": "1000"}
+    assert settings_problems(good) == []
+    Settings.from_env(good)
+
+    bad = {"ACTIVATION_WAIT_SCHEDULE": "1,0"}
+    assert [p.variable for p in settings_problems(bad)] == ["ACTIVATION_WAIT_SCHEDULE"]
+    with pytest.raises(SettingsError):
+        Settings.from_env(bad)
+
+
+def test_blank_values_take_the_defaults():
+    # The deployed stack sets every variable (PipelineConfig refuses an empty one); a function
+    # started without them runs on these defaults.
+    assert settings_problems({"MAX_FACES_PER_USER": " ", "ACTIVATION_WAIT_SCHEDULE": ""}) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"activation_wait_schedule": (1, 0)},
+        {"activation_wait_schedule": ()},
+        {"max_receive_count": 0},
+        {"face_cap_policy": "Keep-Best"},  # from_env lower-cases; the field itself must not
+        {"enroll_prefix": "/enroll/"},
+        {"collection_id": "a/b"},
+    ],
+)
+def test_direct_construction_applies_the_same_rules(overrides):
+    with pytest.raises(SettingsError):
+        Settings(**overrides)

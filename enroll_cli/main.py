@@ -7,6 +7,7 @@ enroll photos USER                                   enroll delete USER [--wait]
 enroll search IMAGE | --s3-key KEY [--threshold P] [--max-users N]
 enroll verify USER IMAGE | --s3-key KEY [--threshold P]
 enroll dashboard [--out FILE.png] [--since 30m]
+enroll reconcile [--stuck-after S] [--orphan-grace S] [--json]
 
 The API commands call the local stack's API (its URL from ``--endpoints``, default
 ``.local-data/endpoints.json``) or a deployed one (``--api URL``, signed with SigV4 from the usual
@@ -56,6 +57,8 @@ FALLBACK_REGION = "us-east-1"
 #: Powertools warns on every invocation that publishes no metric (a GET on the query API); in
 #: Lambda that is a log line, on the terminal of ``enroll local``/``demo`` it buries the output.
 EMPTY_METRICS_WARNING = "No application metrics to publish"
+#: ``enroll local`` runs the reconcile function this often (seconds), like its schedule.
+LOCAL_RECONCILE_INTERVAL_SECONDS = 60.0
 #: Exit statuses.
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -199,6 +202,33 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"endpoints.json of a running `enroll local` (default: {DEFAULT_ENDPOINTS_PATH})",
     )
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="repair the local stack now: stuck photos, orphan faces, failed activations, DLQs",
+    )
+    reconcile.add_argument(
+        "--endpoints",
+        metavar="PATH",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help=f"endpoints.json of a running `enroll local` (default: {DEFAULT_ENDPOINTS_PATH})",
+    )
+    reconcile.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the report as JSON"
+    )
+    reconcile.add_argument(
+        "--stuck-after",
+        type=int,
+        metavar="S",
+        help="seconds after which an INDEXED/ASSOCIATED photo is stuck (default: the stack's)",
+    )
+    reconcile.add_argument(
+        "--orphan-grace",
+        type=int,
+        metavar="S",
+        help="seconds a face must have been seen unowned before it is deleted (default: the "
+        "stack's)",
+    )
     dashboard.add_argument("--out", type=Path, default=Path("dashboard.png"), help="PNG to write")
     dashboard.add_argument("--since", default="30m", help="time window, e.g. 30m, 2h, 1d")
     return parser
@@ -233,6 +263,7 @@ def _run_local(args: argparse.Namespace) -> int:
         engine=args.engine,
         data_dir=args.data_dir,
         region=args.region,
+        reconcile_interval_seconds=LOCAL_RECONCILE_INTERVAL_SECONDS,
     )
     stopped = threading.Event()
 
@@ -310,6 +341,111 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     out = run_dashboard(load_endpoints(args.endpoints), args.out, since_seconds)
     print(f"wrote {out} (its numbers: {figures_path(out)})")
     return EXIT_OK
+
+
+def _run_reconcile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """One reconciler run against the local stack named by endpoints.json; print its report."""
+    from enroll_local.runner.stack import load_endpoints
+
+    if not args.endpoints.is_file():
+        print(
+            f"enroll reconcile: {args.endpoints} not found: start the local stack with "
+            f"`enroll local --data-dir {args.endpoints.parent}` (it writes "
+            f"{args.endpoints.name})",
+            file=err,
+        )
+        return EXIT_USAGE
+    from enrollment.observability import logger, metrics
+    from enrollment.settings import SettingsError
+
+    try:
+        reconciler = local_reconciler(
+            load_endpoints(args.endpoints),
+            stuck_after_s=args.stuck_after,
+            orphan_grace_s=args.orphan_grace,
+        )
+    except SettingsError as error:
+        print(f"enroll reconcile: {error}", file=err)
+        return EXIT_USAGE
+    # The report is the output: the run's own INFO log line would repeat it.
+    level = logger.log_level
+    logger.setLevel(logging.WARNING)
+    try:
+        report = reconciler.run().as_dict()
+    finally:
+        logger.setLevel(level)
+        metrics.clear_metrics()  # nothing flushes them here; CloudWatch is not the point
+    if args.json:
+        print(json.dumps(report, indent=2), file=out)
+    else:
+        print(render_reconcile_report(report), file=out)
+    return EXIT_OK
+
+
+def local_reconciler(
+    endpoints: Any, *, stuck_after_s: int | None = None, orphan_grace_s: int | None = None
+) -> Any:
+    """A Reconciler on the local stack's endpoint, with the settings its functions get."""
+    import boto3
+
+    from enroll_local.runner.stack import LOCAL_CREDENTIALS
+    from enrollment.ledger import Ledger
+    from enrollment.reconciler import Reconciler
+    from enrollment.settings import Settings
+    from infra.config import PipelineConfig
+
+    config = PipelineConfig()
+    env = config.lambda_environment(
+        service_name=config.reconcile_service_name,
+        bucket_name=endpoints.bucket,
+        ledger_table=endpoints.table,
+        association_queue_url=endpoints.association_queue_url,
+        activation_state_machine_arn=endpoints.state_machine_arn,
+        upload_dlq_url=endpoints.upload_dlq_url,
+        association_dlq_url=endpoints.association_dlq_url,
+    )
+    env.update({"COLLECTION_ID": endpoints.collection_id, "ENROLL_PREFIX": endpoints.prefix})
+    if stuck_after_s is not None:
+        env["RECONCILE_STUCK_AFTER_S"] = str(stuck_after_s)
+    if orphan_grace_s is not None:
+        env["RECONCILE_ORPHAN_GRACE_S"] = str(orphan_grace_s)
+    settings = Settings.from_env(env)
+
+    def client(service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=endpoints.endpoint_url,
+            region_name=endpoints.region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    dynamodb = client("dynamodb")
+    return Reconciler(
+        settings=settings,
+        rekognition=client("rekognition"),
+        ledger=Ledger(dynamodb, settings.ledger_table),
+        dynamodb=dynamodb,
+        sqs=client("sqs"),
+        sfn=client("stepfunctions"),
+    )
+
+
+def render_reconcile_report(report: dict[str, Any]) -> str:
+    """The report as a two-column table (repairs, then what was seen and left)."""
+    rows = [(kind, count) for kind, count in report["repaired"].items()]
+    rows += [
+        ("total repaired", report["total"]),
+        ("orphan faces waiting (grace)", report["orphan_faces_waiting"]),
+        ("DLQ messages read", report["dlq_messages_read"]),
+        ("DLQ messages unreadable", report["dlq_messages_unreadable"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'repair':<{width}}  count", f"{'-' * width}  -----"]
+    lines += [f"{name:<{width}}  {value:>5}" for name, value in rows]
+    if report.get("capped"):
+        lines.append(f"capped (more left for the next run): {', '.join(report['capped'])}")
+    return "\n".join(lines)
 
 
 # -- the API commands ----------------------------------------------------------------------------
@@ -421,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_demo(args)
     if args.command == "dashboard":
         return _run_dashboard(args)
+    if args.command == "reconcile":
+        return _run_reconcile(args, sys.stdout, sys.stderr)
     return run_api_command(args, sys.stdout, sys.stderr)
 
 

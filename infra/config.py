@@ -57,6 +57,9 @@ _FIELD_OF_SETTING = {
     "SEARCH_MATCH_THRESHOLD": "search_match_threshold_percent",
     "SEARCH_MAX_USERS": "search_max_users",
     "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
+    "RECONCILE_STUCK_AFTER_S": "reconcile_stuck_margin_s",
+    "RECONCILE_ORPHAN_GRACE_S": "reconcile_orphan_grace_s",
+    "RECONCILE_MAX_REPAIRS": "reconcile_max_repairs",
 }
 # How the CDK encodes a string it only knows at deploy time ("${Token[...]}"): the stack's
 # collection id is one (FaceCollection derives it from this config's collection_id).
@@ -179,6 +182,20 @@ class PipelineConfig:
     search_match_threshold_percent: int = 80
     search_max_users: int = 10
 
+    # --- reconciler: a scheduled function (functions/reconcile) repairing what faults left ---
+    reconcile_service_name: str = "reconcile"
+    # How often it runs (EventBridge schedule) and its timeout: one run scans the ledger and
+    # pages the whole collection (ListFaces, 1000 faces per call).
+    reconcile_interval_s: int = 900
+    reconcile_function_timeout_s: int = 300
+    reconcile_function_memory_mb: int = 256
+    # A photo INDEXED/ASSOCIATED for this long past its longest retry path is stuck (see
+    # reconcile_stuck_after_s). Faces unowned for longer than the grace are deleted. Repairs of
+    # each kind per run (and DLQ messages read per queue per run).
+    reconcile_stuck_margin_s: int = 1800
+    reconcile_orphan_grace_s: int = 3600
+    reconcile_max_repairs: int = 100
+
     # --- Lambda runtime ---
     lambda_runtime: str = "python3.12"
     lambda_architecture: str = "arm64"
@@ -283,6 +300,15 @@ class PipelineConfig:
         if whole and self.activation_execution_timeout_s <= sum(waits):
             found.append("activation_execution_timeout_s must exceed the wait schedule's sum")
         found += self._api_and_erasure_problems()
+        if self.reconcile_stuck_margin_s < 0:
+            found.append("reconcile_stuck_margin_s must be >= 0")
+        # EventBridge rates are whole minutes; a run must end before the next tick starts one.
+        if self.reconcile_interval_s < 60 or self.reconcile_interval_s % 60:
+            found.append("reconcile_interval_s must be a whole number of minutes, at least 60")
+        if not 1 <= self.reconcile_function_timeout_s <= min(900, self.reconcile_interval_s):
+            found.append("reconcile_function_timeout_s must be 1..900 and at most the interval")
+        if not 128 <= self.reconcile_function_memory_mb <= 10240:
+            found.append("reconcile_function_memory_mb must be 128..10240")
         if self.lambda_architecture not in ("arm64", "x86_64"):
             found.append("lambda_architecture must be arm64 or x86_64")
         found += self._deployment_problems()
@@ -415,6 +441,20 @@ class PipelineConfig:
         return self.erasure_queue_name + self.dlq_suffix
 
     @property
+    def reconcile_stuck_after_s(self) -> int:
+        """Age (s) at which the reconciler takes over an INDEXED/ASSOCIATED photo.
+
+        Every delivery of its message (each waiting out the longest visibility timeout), then
+        an activation, plus the margin: a younger photo may still be finished by the pipeline.
+        """
+        retry_path = (
+            self.max_receive_count
+            * max(self.index_visibility_timeout_s, self.associate_visibility_timeout_s)
+            + self.activation_execution_timeout_s
+        )
+        return retry_path + self.reconcile_stuck_margin_s
+
+    @property
     def activation_max_checks(self) -> int:
         """SearchUsers calls one activation makes at most: one before each wait and one after."""
         return len(self.activation_wait_schedule_s) + 1
@@ -428,6 +468,8 @@ class PipelineConfig:
         association_queue_url: str = "",
         activation_state_machine_arn: str = "",
         erasure_queue_url: str = "",
+        upload_dlq_url: str = "",
+        association_dlq_url: str = "",
     ) -> dict[str, str]:
         """Environment variables of a pipeline function (names and meanings: contracts.md).
 
@@ -453,6 +495,11 @@ class PipelineConfig:
             "ERASURE_QUEUE_URL": erasure_queue_url,
             "SEARCH_MATCH_THRESHOLD": str(self.search_match_threshold_percent),
             "SEARCH_MAX_USERS": str(self.search_max_users),
+            "UPLOAD_DLQ_URL": upload_dlq_url,
+            "ASSOCIATION_DLQ_URL": association_dlq_url,
+            "RECONCILE_STUCK_AFTER_S": str(self.reconcile_stuck_after_s),
+            "RECONCILE_ORPHAN_GRACE_S": str(self.reconcile_orphan_grace_s),
+            "RECONCILE_MAX_REPAIRS": str(self.reconcile_max_repairs),
             "POWERTOOLS_SERVICE_NAME": service_name,
             "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": self.log_level,

@@ -549,6 +549,7 @@ def targets_from_config(
         ("associate", config.associate_service_name),
         ("query API", config.api_service_name),
         ("erasure", config.erasure_service_name),
+        ("reconciler", config.reconcile_service_name),
     )
     return DashboardTargets(
         region=region,

@@ -71,6 +71,9 @@ def suppress_known_findings(stack: FaceEnrollmentStack) -> None:
         ),
     )
     _acknowledge_query_api_and_erasure(stack)
+    # The reconciler's role has no wildcard of its own (its resources are the table, the
+    # collection, the two DLQs, the association queue and the state machine, each by ARN).
+    _acknowledge(stack.reconciler.worker, XRAY_WILDCARD, PINNED_RUNTIME)
     handler = stack.node.try_find_child(
         "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
     )

@@ -45,7 +45,10 @@ class Observability(Construct):
 
     ``dead_letter_queues`` and ``queues`` (the ones whose backlog age is watched) and
     ``functions`` are keyed by a display name; a later construct's DLQ or function is watched by
-    adding it to the dict in the stack. ``rest_api`` is optional (no API, no 5XX alarm).
+    adding it to the dict in the stack. ``function_error_periods_s`` gives a function its own
+    error-rate period (by display name; default ``alarm_function_error_period_s``): a scheduled
+    function runs once per interval, so "N periods in a row" needs periods of that interval.
+    ``rest_api`` is optional (no API, no 5XX alarm).
     ``dashboard_targets`` maps the definition's names to the deployed resources.
     """
 
@@ -61,6 +64,7 @@ class Observability(Construct):
         state_machine: sfn.IStateMachine,
         dashboard_targets: definition.DashboardTargets,
         rest_api: apigw.RestApi | None = None,
+        function_error_periods_s: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._alarm_topic(config)
@@ -117,8 +121,10 @@ class Observability(Construct):
             description="An activation execution hit its overall timeout without recording an "
             "outcome; the user may stay UPDATING (see the execution's history).",
         )
-        error_period = Duration.seconds(config.alarm_function_error_period_s)
         for name, function in functions.items():
+            error_period = Duration.seconds(
+                (function_error_periods_s or {}).get(name, config.alarm_function_error_period_s)
+            )
             self._alarm(
                 f"{name}ErrorRate",
                 cloudwatch.MathExpression(

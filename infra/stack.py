@@ -24,6 +24,7 @@ from .ingest import Ingest
 from .ledger import Ledger
 from .nag import suppress_known_findings
 from .observability import Observability, dashboard_name
+from .reconciler import Reconciler
 
 
 def stage_config(config: PipelineConfig, *, collection_id: str) -> PipelineConfig:
@@ -103,8 +104,26 @@ class FaceEnrollmentStack(Stack):
             bucket=self.ingest.bucket,
             erasure_queue=self.erasure.queues.queue,
         )
+        self.reconciler = Reconciler(
+            self,
+            "Reconciler",
+            config=self.config,
+            table=self.ledger.table,
+            collection_arn=self.collection.collection_arn,
+            bucket_name=self.ingest.bucket.bucket_name,
+            upload_queues=self.ingest.queues,
+            association_queues=self.association.queues,
+            state_machine=self.activation.state_machine,
+        )
         # Nothing may run against a collection that does not exist yet.
-        for dependent in (self.activation, self.association, self.ingest, self.erasure, self.api):
+        for dependent in (
+            self.activation,
+            self.association,
+            self.ingest,
+            self.erasure,
+            self.api,
+            self.reconciler,
+        ):
             dependent.node.add_dependency(self.collection.resource)
         CfnOutput(
             self,
@@ -138,6 +157,7 @@ class FaceEnrollmentStack(Stack):
             config.associate_service_name: self.association.function,
             config.api_service_name: self.api.function,
             config.erasure_service_name: self.erasure.function,
+            config.reconcile_service_name: self.reconciler.function,
         }
         queues = {
             "Upload": self.ingest.queues,
@@ -168,7 +188,10 @@ class FaceEnrollmentStack(Stack):
                 "AssociateFaces": self.association.function,
                 "QueryApi": self.api.function,
                 "EraseUser": self.erasure.function,
+                "Reconcile": self.reconciler.function,
             },
+            # One run per interval: its error rate is judged run by run.
+            function_error_periods_s={"Reconcile": config.reconcile_interval_s},
             state_machine=self.activation.state_machine,
             rest_api=self.api.rest_api,
             dashboard_targets=targets_from_config(

@@ -36,8 +36,8 @@ from enroll_local.rekognition.moto_plugin import install, read_s3_object
 from enroll_local.rekognition.server import local_endpoint
 from enroll_local.rekognition.service import EmulatorConfig, RekognitionEmulator
 from enroll_local.runner.api_server import LocalApiServer
-from enroll_local.runner.lambda_context import function_environment
-from enroll_local.runner.metrics_bridge import MetricsBridge
+from enroll_local.runner.lambda_context import LocalLambdaContext, function_environment
+from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
 from enroll_local.runner.pollers import EventSourceMapping, QueuePoller
 from enroll_local.runner.resources import Clients, Endpoints, provision
 from infra.config import PipelineConfig
@@ -80,6 +80,9 @@ class LocalSettings:
     record_deliveries: bool = False
     #: Turn the handlers' EMF output into CloudWatch metrics on the endpoint (metrics_bridge.py).
     bridge_metrics: bool = True
+    #: Run the reconcile function every this many seconds (the deployed schedule's stand-in);
+    #: None = never on its own (tests call ``LocalStack.reconcile()``). ``enroll local`` sets it.
+    reconcile_interval_seconds: float | None = None
 
 
 class PortInUseError(OSError):
@@ -121,6 +124,8 @@ class LocalStack:
         self._invoke_lock = threading.Lock()
         self.api_server: LocalApiServer | None = None
         self.metrics_bridge: MetricsBridge | None = None
+        self._reconcile_stop = threading.Event()
+        self._reconcile_thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -151,6 +156,8 @@ class LocalStack:
                 self.start_pollers()
             if self.settings.api_port is not None:
                 self._start_api(self.settings.api_port)
+            if self.settings.reconcile_interval_seconds is not None:
+                self._start_reconciler(self.settings.reconcile_interval_seconds)
         except BaseException:
             self.stop()
             raise
@@ -158,6 +165,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop the pollers (after their current batch) and the endpoint; restore the env."""
+        self._stop_reconciler()
         self.stop_pollers()
         self._exit.close()
 
@@ -279,6 +287,8 @@ class LocalStack:
             association_queue_url=self.endpoints.association_queue_url,
             activation_state_machine_arn=self.endpoints.state_machine_arn,
             erasure_queue_url=self.endpoints.erasure_queue_url or "",
+            upload_dlq_url=self.endpoints.upload_dlq_url,
+            association_dlq_url=self.endpoints.association_dlq_url,
         )
         env.update(LOCAL_CREDENTIALS)
         env.update(
@@ -356,6 +366,47 @@ class LocalStack:
         ]
         for poller in self.pollers:
             poller.start()
+
+    def reconcile(self) -> dict[str, Any]:
+        """Invoke the reconcile function once, as its schedule would; its report."""
+        from reconcile.handler import handler as reconcile_handler
+
+        assert self.endpoints is not None
+        name = self.config.reconcile_service_name
+        context = LocalLambdaContext(
+            function_name=name,
+            region=self.settings.region,
+            account_id=LOCAL_ACCOUNT_ID,
+            timeout_seconds=self.config.reconcile_function_timeout_s,
+        )
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        with self._invoke_lock, function_environment(self.lambda_environment(name)):
+            report: dict[str, Any] = call_handler(
+                self.metrics_bridge, name, reconcile_handler, event, context
+            )
+        return report
+
+    def _start_reconciler(self, interval_seconds: float) -> None:
+        def loop() -> None:
+            while not self._reconcile_stop.wait(interval_seconds):
+                try:
+                    report = self.reconcile()
+                except Exception:
+                    # The next tick tries again, as the next scheduled invocation would.
+                    log.exception("the reconcile function raised")
+                    continue
+                if report.get("total"):
+                    log.warning("reconciler repaired %s", report.get("repaired"))
+
+        self._reconcile_stop.clear()
+        self._reconcile_thread = threading.Thread(target=loop, name="reconciler", daemon=True)
+        self._reconcile_thread.start()
+
+    def _stop_reconciler(self) -> None:
+        self._reconcile_stop.set()
+        if self._reconcile_thread is not None:
+            self._reconcile_thread.join(timeout=self.config.reconcile_function_timeout_s)
+            self._reconcile_thread = None
 
     def stop_pollers(self) -> None:
         """Stop every poller after its current batch."""

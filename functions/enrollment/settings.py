@@ -39,6 +39,16 @@ SQS_MAX_RECEIVE_COUNT = 1000
 CLOUDWATCH_MAX_NAMESPACE_CHARS = 255
 
 DEFAULT_WAIT_SCHEDULE_SECONDS = (1, 2, 4, 8, 16, 32, 60, 60, 60, 60)
+# Reconciler defaults (enrollment/reconciler.py). A photo is "stuck" only once every retry path
+# is over: 5 deliveries x the associate queue's 900 s visibility timeout, plus a 900 s
+# activation, is 90 minutes (PipelineConfig checks its own numbers against this).
+DEFAULT_RECONCILE_STUCK_AFTER_S = 2 * 3600
+# An unowned face may be a photo being indexed right now (IndexFaces done, ledger write next):
+# it is deleted only once it has been seen unowned for this long.
+DEFAULT_RECONCILE_ORPHAN_GRACE_S = 3600
+# Repairs of each kind one run makes at most (and DLQ messages read per queue per run).
+DEFAULT_RECONCILE_MAX_REPAIRS = 100
+RECONCILE_MAX_REPAIRS_LIMIT = 10_000
 
 
 # Every variable Settings.from_env reads (plus where clients point): a change means new settings.
@@ -61,6 +71,11 @@ ENVIRONMENT_VARIABLES = (
     "ERASURE_QUEUE_URL",
     "SEARCH_MATCH_THRESHOLD",
     "SEARCH_MAX_USERS",
+    "UPLOAD_DLQ_URL",
+    "ASSOCIATION_DLQ_URL",
+    "RECONCILE_STUCK_AFTER_S",
+    "RECONCILE_ORPHAN_GRACE_S",
+    "RECONCILE_MAX_REPAIRS",
     "POWERTOOLS_METRICS_NAMESPACE",
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
@@ -84,6 +99,9 @@ SETTING_VARIABLES = (
     "MAX_RECEIVE_COUNT",
     "SEARCH_MATCH_THRESHOLD",
     "SEARCH_MAX_USERS",
+    "RECONCILE_STUCK_AFTER_S",
+    "RECONCILE_ORPHAN_GRACE_S",
+    "RECONCILE_MAX_REPAIRS",
     "POWERTOOLS_METRICS_NAMESPACE",
 )
 
@@ -140,6 +158,12 @@ class Settings:
     erasure_queue_url: str = ""
     search_match_threshold: float = REKOGNITION_DEFAULT_SEARCH_THRESHOLD
     search_max_users: int = 10
+    # Reconciler: the dead-letter queues it reads, and its bounds (seconds, count per kind).
+    upload_dlq_url: str = ""
+    association_dlq_url: str = ""
+    reconcile_stuck_after_s: int = DEFAULT_RECONCILE_STUCK_AFTER_S
+    reconcile_orphan_grace_s: int = DEFAULT_RECONCILE_ORPHAN_GRACE_S
+    reconcile_max_repairs: int = DEFAULT_RECONCILE_MAX_REPAIRS
 
     def __post_init__(self) -> None:
         problems = _rule_problems({f.name: getattr(self, f.name) for f in fields(self)})
@@ -233,6 +257,17 @@ def _parse(env: Mapping[str, str]) -> tuple[dict[str, Any], list[SettingProblem]
             "SEARCH_MATCH_THRESHOLD", REKOGNITION_DEFAULT_SEARCH_THRESHOLD, float, "a number"
         ),
         "search_max_users": number("SEARCH_MAX_USERS", 10, int, "an integer"),
+        "upload_dlq_url": text("UPLOAD_DLQ_URL", ""),
+        "association_dlq_url": text("ASSOCIATION_DLQ_URL", ""),
+        "reconcile_stuck_after_s": number(
+            "RECONCILE_STUCK_AFTER_S", DEFAULT_RECONCILE_STUCK_AFTER_S, int, "whole seconds"
+        ),
+        "reconcile_orphan_grace_s": number(
+            "RECONCILE_ORPHAN_GRACE_S", DEFAULT_RECONCILE_ORPHAN_GRACE_S, int, "whole seconds"
+        ),
+        "reconcile_max_repairs": number(
+            "RECONCILE_MAX_REPAIRS", DEFAULT_RECONCILE_MAX_REPAIRS, int, "an integer"
+        ),
     }
     return values, problems
 
@@ -328,5 +363,18 @@ def _rule_problems(v: Mapping[str, Any]) -> list[SettingProblem]:
         1,
         REKOGNITION_MAX_USERS_PER_SEARCH,
         "SearchUsersByImage MaxUsers",
+    )
+    # 0 is allowed (tests and an operator's one-off run); a negative age means nothing.
+    for variable, name in (
+        ("RECONCILE_STUCK_AFTER_S", "reconcile_stuck_after_s"),
+        ("RECONCILE_ORPHAN_GRACE_S", "reconcile_orphan_grace_s"),
+    ):
+        whole_in(variable, v[name], 0, 10 * 365 * 24 * 3600, "whole seconds")
+    whole_in(
+        "RECONCILE_MAX_REPAIRS",
+        v["reconcile_max_repairs"],
+        1,
+        RECONCILE_MAX_REPAIRS_LIMIT,
+        "repairs of each kind per run",
     )
     return found

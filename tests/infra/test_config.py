@@ -68,6 +68,11 @@ def test_lambda_environment_carries_every_setting_of_the_contract() -> None:
     ("overrides", "complaint"),
     [
         ({"associate_batching_window_s": 0}, "batching window"),
+        ({"reconcile_interval_s": 90}, "reconcile_interval_s"),
+        ({"reconcile_interval_s": 0}, "reconcile_interval_s"),
+        ({"reconcile_function_timeout_s": 1000}, "reconcile_function_timeout_s"),
+        ({"reconcile_interval_s": 120, "reconcile_function_timeout_s": 300}, "at most the"),
+        ({"reconcile_function_memory_mb": 64}, "reconcile_function_memory_mb"),
         ({"index_visibility_timeout_s": 60}, "index_visibility_timeout_s"),
         ({"activation_wait_schedule_s": (1, 2.5)}, "whole seconds"),
         ({"activation_execution_timeout_s": 100}, "exceed the wait schedule"),

@@ -155,7 +155,7 @@ def test_the_functions_and_the_state_machine_use_the_derived_collection(
         for f in functions
         if "COLLECTION_ID" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(ours) == 4
+    assert len(ours) == 5  # index, associate, query API, erasure, reconciler
     for function in ours:
         assert function["Properties"]["Environment"]["Variables"]["COLLECTION_ID"] == collection_id
 
@@ -308,6 +308,7 @@ def _function_asset(template: dict[str, Any], outdir: Path, handler: str) -> Pat
         "associate_faces.handler.handler",
         "query_api.handler.handler",
         "erase_user.handler.handler",
+        "reconcile.handler.handler",
     ],
 )
 def test_every_function_bundles_exactly_the_pinned_dependencies_and_its_code(

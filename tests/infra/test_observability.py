@@ -362,6 +362,7 @@ def test_resource_dimensions_point_at_the_deployed_resources(
         "AssociationAssociateFacesFunction",
         "ApiHandlerFunction",
         "ErasureEraseUserFunction",
+        "ReconcilerReconcileFunction",
     ]
     machines = set(dimension_values("Activation executions", "StateMachineArn"))
     assert len(machines) == 1 and machines.pop().startswith("<ActivationStateMachine")

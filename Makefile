@@ -11,7 +11,7 @@ LAMBDA_DEPS := build/lambda-deps/.bundle-stamp.json
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv demo test check lint types unit integration infra bench synth openapi lambda-deps clean
+.PHONY: venv demo test check lint types unit integration infra faults bench synth openapi lambda-deps clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,9 @@ integration: $(STAMP)
 
 infra: $(STAMP) $(LAMBDA_DEPS)
 	$(PY) -m pytest -m infra $(PYTEST_ARGS)
+
+faults: $(STAMP)
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 ## Benchmarks print their figures; they are not part of `make test`.
 bench: $(STAMP)

@@ -44,6 +44,7 @@ from enroll_cli.api_client import (
     region_of,
 )
 from enroll_cli.render import render
+from enroll_local.runner.workers import DEFAULT_MAX_LOCAL_CONCURRENCY
 
 ENGINES = ("dlib", "synthetic", "hybrid")
 DEFAULT_DEMO_TIMEOUT_SECONDS = 180.0
@@ -146,6 +147,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--engine", choices=ENGINES, default="dlib", help="face engine")
     local.add_argument("--region", default="us-east-1")
+    local.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=DEFAULT_MAX_LOCAL_CONCURRENCY,
+        help="concurrent invocations per function at most, each in a process of its own "
+        "(capped by the function's deployed concurrency; default %(default)s)",
+    )
+    local.add_argument(
+        "--inline",
+        action="store_true",
+        help="run the functions in this process, one invocation at a time (for a debugger)",
+    )
 
     demo = commands.add_parser("demo", help="enroll sample photos end to end and show the result")
     demo.add_argument(
@@ -264,6 +277,8 @@ def _run_local(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         region=args.region,
         reconcile_interval_seconds=LOCAL_RECONCILE_INTERVAL_SECONDS,
+        isolation="inline" if args.inline else "process",
+        max_local_concurrency=args.max_concurrency,
     )
     stopped = threading.Event()
 

@@ -6,6 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -99,3 +100,20 @@ class Association(Construct):
         state_machine.grant_start_execution(self.function)
         # A replay checks whether its batch's execution already exists before touching the user.
         state_machine.grant_execution(self.function, "states:DescribeExecution")
+
+    def send_failed_photos_to(self, upload_queue: sqs.IQueue) -> None:
+        """Let the function send FAILED photos back to the index stage through ``upload_queue``.
+
+        A message for a FAILED photo (an association DLQ redrive) becomes an S3 notification
+        for the photo on the upload queue (enrollment/association.py). Set after the ingest
+        stage exists, as that stage needs this construct's queue first: UPLOAD_QUEUE_URL, and
+        SendMessage on that queue only (SQS-managed SSE: no KMS grant).
+        """
+        self.function.add_environment("UPLOAD_QUEUE_URL", upload_queue.queue_url)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RequeueFailedPhotos",
+                actions=["sqs:SendMessage"],
+                resources=[upload_queue.queue_arn],
+            )
+        )

@@ -86,6 +86,7 @@ class FaceEnrollmentStack(Stack):
             association_queue=self.association.queues.queue,
         )
         self.association.function.add_environment("BUCKET_NAME", self.ingest.bucket.bucket_name)
+        self.association.send_failed_photos_to(self.ingest.queues.queue)
         self.erasure = Erasure(
             self,
             "Erasure",

@@ -1,6 +1,6 @@
 """Fixtures shared by every test layer.
 
-Markers follow the folder (unit/, integration/, infra/) so `pytest -m unit` works without
+Markers follow the folder (unit/, integration/, infra/, faults/) so `pytest -m unit` works without
 decorating each test. Photos come from ``../shared/data`` (or ``$ENROLL_SHARED_DATA``); tests that
 need them skip with a clear reason on a user's clone, which has no ``shared/``.
 """
@@ -45,5 +45,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         layer = parts[0] if parts else ""
-        if layer in ("unit", "integration", "infra"):
+        if layer in ("unit", "integration", "infra", "faults"):
             item.add_marker(getattr(pytest.mark, layer))

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,12 @@ class RekognitionEmulator:
             if operation in _MUTATING and self._store is not None:
                 self._store.changed(self)
             return response
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Inject other faults from now on (a burst starts or ends while the stack runs)."""
+        with self._lock:
+            self.config = replace(self.config, faults=faults)
+            self._faults = FaultInjector(faults)
 
     def flush(self) -> None:
         """Write pending state to ``data_dir`` now (no-op without one)."""

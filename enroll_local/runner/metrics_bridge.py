@@ -341,15 +341,20 @@ class MetricsBridge:
             else:
                 os.environ[POWERTOOLS_METRICS_DISABLED] = previous
             duration_ms = (time.monotonic() - started) * 1000
-            points, rest, documents = _split(buffer.getvalue())
-            self.stats.documents += documents
-            if self._lambda_metrics:
-                points.extend(lambda_invocation_points(function_name, duration_ms, failed))
-            self.publish(points)
-            if rest:
-                out = self._passthrough or sys.stdout
-                out.write(rest)
-                out.flush()
+            self.record(function_name, buffer.getvalue(), duration_ms, failed)
+
+    def record(self, function_name: str, stdout: str, duration_ms: float, failed: bool) -> None:
+        """Publish what one invocation printed (its EMF lines) and what Lambda publishes about
+        it; pass the rest of its output on. For invocations run elsewhere (workers.py)."""
+        points, rest, documents = _split(stdout)
+        self.stats.documents += documents
+        if self._lambda_metrics:
+            points.extend(lambda_invocation_points(function_name, duration_ms, failed))
+        self.publish(points)
+        if rest:
+            out = self._passthrough or sys.stdout
+            out.write(rest)
+            out.flush()
 
 
 def lambda_invocation_points(

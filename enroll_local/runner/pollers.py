@@ -11,6 +11,13 @@ One deliberate local difference: AWS makes a failed message visible again when i
 timeout expires (minutes in the deployed stack). Locally the poller sets the failed messages'
 visibility to ``retry_delay_seconds`` right away, so retries (and the DLQ path) take seconds.
 
+Concurrency, as in Lambda: a mapping with ``concurrency`` N runs N poller threads, each gathering
+its own batch and invoking the function in an execution environment of its own (a process,
+``workers.py``), so up to N batches of one queue are handled at once, the way an event source
+mapping's MaximumConcurrency lets them. Without execution environments (``environments=None``)
+the handler is called in this process, and invocations are serialised behind the runner's invoke
+lock because they would share os.environ and module state.
+
 What a handler does to its own queue is left to SQS, as in AWS: the associate function re-sends
 the records of a user that is UPDATING (ConflictException) with a DelaySeconds and reports them
 processed (enrollment/backoff.py); its client reaches this endpoint (AWS_ENDPOINT_URL), moto
@@ -29,6 +36,7 @@ from typing import Any
 
 from enroll_local.runner.lambda_context import LocalLambdaContext, function_environment
 from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
+from enroll_local.runner.workers import ContextSpec, EnvironmentPool
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,8 @@ class EventSourceMapping:
     in_flight_visibility_seconds: int
     #: Visibility given to failed messages after the invocation (seconds): the local retry delay.
     retry_delay_seconds: int
+    #: Batches handled at once (the mapping's MaximumConcurrency, capped locally).
+    concurrency: int = 1
 
 
 @dataclass
@@ -160,6 +170,7 @@ class QueuePoller:
         invoke_lock: threading.Lock | None = None,
         record_bodies: bool = False,
         metrics_bridge: MetricsBridge | None = None,
+        environments: EnvironmentPool | None = None,
     ) -> None:
         self.mapping = mapping
         self._sqs = sqs
@@ -169,9 +180,12 @@ class QueuePoller:
         # Lambda runs each invocation in its own process; in-process, handlers share module
         # state (Powertools' metric set is class-level), so the runner serialises invocations.
         self._invoke_lock = invoke_lock or threading.Lock()
+        #: Where invocations run: execution environments (processes), or None = in-process.
+        self._environments = environments
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._busy = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy_count = 0
+        self._state_lock = threading.Lock()
         self.stats = PollerStats()
         #: Every body delivered, in order, when ``record_bodies`` (tests re-send them).
         self.delivered_bodies: list[str] | None = [] if record_bodies else None
@@ -181,22 +195,37 @@ class QueuePoller:
     @property
     def busy(self) -> bool:
         """True while a batch is being gathered or the handler runs."""
-        return self._busy.is_set()
+        return self._busy_count > 0
+
+    @property
+    def concurrency(self) -> int:
+        """Batches in flight at most: one per poller thread."""
+        if self._environments is None:
+            return 1
+        return max(1, min(self.mapping.concurrency, self._environments.size))
 
     def start(self) -> None:
-        """Start polling on a daemon thread."""
+        """Start polling: one daemon thread per concurrent batch."""
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"esm-{self.mapping.function_name}", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(
+                target=self._run, name=f"esm-{self.mapping.function_name}-{slot}", daemon=True
+            )
+            for slot in range(self.concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the thread to stop after its current batch, and wait for it."""
+        """Ask the threads to stop after their current batch, and wait for them."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    def _set_busy(self, busy: bool) -> None:
+        with self._state_lock:
+            self._busy_count += 1 if busy else -1
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -210,13 +239,15 @@ class QueuePoller:
     def poll_once(self, idle_wait_seconds: int | None = None) -> BatchResult:
         """Gather one batch, invoke the handler once, settle the messages."""
         wait = self._idle_wait_seconds if idle_wait_seconds is None else idle_wait_seconds
+        busy = [False]
         try:
-            messages = self._gather_batch(wait)
+            messages = self._gather_batch(wait, busy)
             if not messages:
                 return BatchResult()
             return self._invoke(messages)
         finally:
-            self._busy.clear()
+            if busy[0]:
+                self._set_busy(False)
 
     def _receive(self, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
@@ -230,8 +261,10 @@ class QueuePoller:
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
 
-    def _gather_batch(self, idle_wait_seconds: int) -> list[dict[str, Any]]:
-        """Receive until the batch is full or the batching window (from the first record) ends."""
+    def _gather_batch(self, idle_wait_seconds: int, busy: list[bool]) -> list[dict[str, Any]]:
+        """Receive until the batch is full or the batching window (from the first record) ends.
+
+        ``busy[0]`` becomes True (and the poller busy) once the first record is in hand."""
         mapping = self.mapping
         batch: list[dict[str, Any]] = []
         window_ends = 0.0
@@ -262,7 +295,8 @@ class QueuePoller:
                 received = self._receive(wanted, idle_wait_seconds)
                 if not received:
                     return batch
-                self._busy.set()
+                self._set_busy(True)
+                busy[0] = True
                 window_ends = time.monotonic() + mapping.batching_window_seconds
             batch.extend(received)
             if mapping.batching_window_seconds <= 0:
@@ -285,15 +319,12 @@ class QueuePoller:
         if self.delivered_bodies is not None:
             self.delivered_bodies.extend(m["Body"] for m in messages)
         try:
-            with self._invoke_lock, function_environment(mapping.environment):
-                # Invocations are serialised, so the process env can be the function's own.
-                response = call_handler(
-                    self._metrics_bridge, mapping.function_name, mapping.handler, event, context
-                )
+            response = self._call(event, context)
             failed = failed_message_ids(response, ids)
         except Exception as error:
-            # A thrown error fails the whole batch, as in Lambda; say it loudly locally.
-            log.exception("%s raised on a batch of %d", mapping.function_name, len(ids))
+            # A thrown error (or a timeout, or a runtime that exited) fails the whole batch, as
+            # in Lambda; say it loudly locally.
+            log.error("%s failed on a batch of %d: %s", mapping.function_name, len(ids), error)
             result.error = repr(error)
             failed = set(ids)
 
@@ -302,13 +333,47 @@ class QueuePoller:
         self._delete(succeeded)
         self._retry_soon(retried)
         result.succeeded, result.failed = len(succeeded), len(retried)
-        self.stats.invocations += 1
-        self.stats.received += result.received
-        self.stats.succeeded += result.succeeded
-        self.stats.failed += result.failed
-        if result.error:
-            self.stats.errors.append(result.error)
+        with self._state_lock:
+            self.stats.invocations += 1
+            self.stats.received += result.received
+            self.stats.succeeded += result.succeeded
+            self.stats.failed += result.failed
+            if result.error:
+                self.stats.errors.append(result.error)
         return result
+
+    def _call(self, event: dict[str, Any], context: LocalLambdaContext) -> Any:
+        """Invoke the function once: in an execution environment, or in-process."""
+        mapping = self.mapping
+        if self._environments is None:
+            with self._invoke_lock, function_environment(mapping.environment):
+                # Invocations are serialised, so the process env can be the function's own.
+                return call_handler(
+                    self._metrics_bridge, mapping.function_name, mapping.handler, event, context
+                )
+        outcome = self._environments.invoke(
+            event,
+            ContextSpec(
+                function_name=context.function_name,
+                region=context.region,
+                account_id=context.account_id,
+                timeout_seconds=context.timeout_seconds,
+                aws_request_id=context.aws_request_id,
+            ),
+            mapping.environment,
+        )
+        if self._metrics_bridge is not None:
+            self._metrics_bridge.record(
+                mapping.function_name,
+                outcome.stdout,
+                outcome.duration_ms,
+                outcome.error is not None,
+            )
+        elif outcome.stdout:
+            print(outcome.stdout, end="", flush=True)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.response
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), SQS_MAX_MESSAGES_PER_RECEIVE):

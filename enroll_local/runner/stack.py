@@ -40,6 +40,7 @@ from enroll_local.runner.lambda_context import LocalLambdaContext, function_envi
 from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
 from enroll_local.runner.pollers import EventSourceMapping, QueuePoller
 from enroll_local.runner.resources import Clients, Endpoints, provision
+from enroll_local.runner.workers import DEFAULT_MAX_LOCAL_CONCURRENCY, EnvironmentPool
 from infra.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test
 RUNNER_CLIENT_MAX_ATTEMPTS = 5
 #: How often ``wait_until_idle`` looks at the queues and executions (seconds).
 IDLE_POLL_SECONDS = 0.25
+#: The handler each queue-driven function runs (module:attribute, importable from functions/).
+INDEX_HANDLER = "index_photo.handler:handler"
+ASSOCIATE_HANDLER = "associate_faces.handler:handler"
+ERASE_HANDLER = "erase_user.handler:handler"
+ISOLATIONS = ("process", "inline")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,17 @@ class LocalSettings:
     #: Run the reconcile function every this many seconds (the deployed schedule's stand-in);
     #: None = never on its own (tests call ``LocalStack.reconcile()``). ``enroll local`` sets it.
     reconcile_interval_seconds: float | None = None
+    #: Where the queue-driven functions run: "process" = each concurrent invocation in an
+    #: execution environment of its own (workers.py), up to the mapping's concurrency, as Lambda
+    #: does; "inline" = in this process, one invocation at a time (tests that patch handler code
+    #: in-process need it).
+    isolation: str = "process"
+    #: Local cap on one function's concurrent invocations (a process each; this machine's cores
+    #: set the useful number, not the deployed ESM's MaximumConcurrency).
+    max_local_concurrency: int = DEFAULT_MAX_LOCAL_CONCURRENCY
+    #: ``module:function`` hooks each new execution environment calls before importing its
+    #: handler (Lambda's AWS_LAMBDA_EXEC_WRAPPER counterpart; the fault suite's fault plans).
+    worker_preload: tuple[str, ...] = ()
 
 
 class PortInUseError(OSError):
@@ -126,6 +143,8 @@ class LocalStack:
         self.metrics_bridge: MetricsBridge | None = None
         self._reconcile_stop = threading.Event()
         self._reconcile_thread: threading.Thread | None = None
+        #: Warm execution environments per function, kept across reset() like Lambda's.
+        self._pools: dict[tuple[Any, ...], EnvironmentPool] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -167,7 +186,32 @@ class LocalStack:
         """Stop the pollers (after their current batch) and the endpoint; restore the env."""
         self._stop_reconciler()
         self.stop_pollers()
+        self.close_environments()
         self._exit.close()
+
+    def close_environments(self) -> None:
+        """Kill every execution environment (the next invocations start cold)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools = {}
+
+    def _environments(self, function_name: str, handler_path: str, concurrency: int) -> Any:
+        """The pool of execution environments for one function (None when inline)."""
+        local = self.settings
+        if local.isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {ISOLATIONS}, not {local.isolation!r}")
+        if local.isolation == "inline":
+            return None
+        size = max(1, min(concurrency, local.max_local_concurrency))
+        key = (function_name, handler_path, size, local.worker_preload)
+        pool = self._pools.get(key)
+        if pool is None:
+            # Another shape for this function (a test changed the preload): retire the old one.
+            for old in [k for k in self._pools if k[0] == function_name]:
+                self._pools.pop(old).close()
+            pool = EnvironmentPool(function_name, handler_path, size, local.worker_preload)
+            self._pools[key] = pool
+        return pool
 
     def reset(
         self, *, engine: str | None = None, emulator_config: EmulatorConfig | None = None
@@ -285,6 +329,7 @@ class LocalStack:
         env = self.config.lambda_environment(
             service_name=service_name or self.config.index_service_name,
             association_queue_url=self.endpoints.association_queue_url,
+            upload_queue_url=self.endpoints.upload_queue_url,
             activation_state_machine_arn=self.endpoints.state_machine_arn,
             erasure_queue_url=self.endpoints.erasure_queue_url or "",
             upload_dlq_url=self.endpoints.upload_dlq_url,
@@ -326,6 +371,7 @@ class LocalStack:
                 function_timeout_seconds=config.index_function_timeout_s,
                 in_flight_visibility_seconds=local.in_flight_visibility_seconds,
                 retry_delay_seconds=local.retry_delay_seconds,
+                concurrency=config.index_max_concurrency,
             ),
             EventSourceMapping(
                 function_name=config.associate_service_name,
@@ -338,6 +384,7 @@ class LocalStack:
                 function_timeout_seconds=config.associate_function_timeout_s,
                 in_flight_visibility_seconds=local.in_flight_visibility_seconds,
                 retry_delay_seconds=local.retry_delay_seconds,
+                concurrency=config.associate_max_concurrency,
             ),
             EventSourceMapping(
                 function_name=config.erasure_service_name,
@@ -350,8 +397,14 @@ class LocalStack:
                 function_timeout_seconds=config.erasure_function_timeout_s,
                 in_flight_visibility_seconds=local.in_flight_visibility_seconds,
                 retry_delay_seconds=local.retry_delay_seconds,
+                concurrency=config.erasure_max_concurrency,
             ),
         ]
+        handler_paths = {
+            config.index_service_name: INDEX_HANDLER,
+            config.associate_service_name: ASSOCIATE_HANDLER,
+            config.erasure_service_name: ERASE_HANDLER,
+        }
         self.pollers = [
             QueuePoller(
                 mapping,
@@ -361,6 +414,11 @@ class LocalStack:
                 invoke_lock=self._invoke_lock,
                 record_bodies=local.record_deliveries,
                 metrics_bridge=self.metrics_bridge,
+                environments=self._environments(
+                    mapping.function_name,
+                    handler_paths[mapping.function_name],
+                    mapping.concurrency,
+                ),
             )
             for mapping in mappings
         ]
@@ -413,6 +471,35 @@ class LocalStack:
         for poller in self.pollers:
             poller.stop()
         self.pollers = []
+
+    def redrive(self, dlq_url: str, source_url: str) -> int:
+        """Move every message of ``dlq_url`` back to ``source_url``; the number moved.
+
+        What ``aws sqs start-message-move-task`` does in AWS (moto has no move tasks): each
+        message is sent again with its body and attributes, then deleted from the DLQ, so a
+        crash in between duplicates a message rather than losing it (the handlers are
+        idempotent).
+        """
+        assert self.clients is not None
+        sqs = self.clients.sqs
+        moved = 0
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                return moved
+            for message in messages:
+                sqs.send_message(
+                    QueueUrl=source_url,
+                    MessageBody=message["Body"],
+                    MessageAttributes=message.get("MessageAttributes") or {},
+                )
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                moved += 1
 
     def write_endpoints(self, path: Path) -> None:
         """Write endpoints.json (see ``Endpoints``)."""

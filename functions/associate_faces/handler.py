@@ -45,12 +45,16 @@ def stage() -> AssociateStage:
 @cache
 def _stage(_: tuple[str, ...]) -> AssociateStage:
     settings = Settings.from_env()
-    settings.require("ledger_table", "activation_state_machine_arn", "association_queue_url")
+    # The upload queue: a FAILED photo's message (a DLQ redrive) sends it back to indexing.
+    settings.require(
+        "ledger_table", "activation_state_machine_arn", "association_queue_url", "upload_queue_url"
+    )
     return AssociateStage(
         settings=settings,
         rekognition=client("rekognition"),
         ledger=Ledger(client("dynamodb"), settings.ledger_table),
         sfn=client("stepfunctions"),
+        sqs=client("sqs"),
     )
 
 

@@ -36,10 +36,38 @@ refused face still replaces a worse settled face, as it would have had its batch
 (faces whose photo is not settled yet, the racing batch's among them, are never evicted). What
 the second plan cannot place, or a second AssociateFaces refuses again, is REJECTED
 USER_FACE_LIMIT. Every refused face is deleted: none stays in the collection without a user.
+
+A message for a FAILED photo (redriven from the association DLQ once the cause is fixed, or
+any later copy) is not skipped: the photo gets another way to a real outcome. Where its face is
+now decides (ListFaces), not the FAILED reason:
+
+- held by this user, and the face the ledger records for the photo: the face was associated
+  (FAILED "face associated, activation not started", an INDEXED photo whose AssociateFaces did
+  succeed, or the reconciler's DLQ verdict on an ASSOCIATED photo), so it is not indexed
+  again. The photo goes back to ASSOCIATED (``PhotosResumed``) and this batch starts its
+  activation, which settles it ACTIVE (or FAILED ACTIVATION_*), as the reconciler does for a
+  stuck ASSOCIATED photo. Except when the reason is ACTIVATION_TIMEOUT or ACTIVATION_ERROR: an
+  activation did run for it, and the reconciler re-checks exactly those (ACTIVE once
+  SearchUsers shows the user ACTIVE), so the message leaves the photo to it;
+- anything else (face gone, held by nobody, held by another user, or not recorded): the photo
+  is sent back through the index stage. An unowned face is deleted first (no orphan;
+  DeleteFaces is idempotent), then an S3 ObjectCreated notification for the photo's object
+  (bucket, key, version, ETag and upload time from the ledger) goes to the upload queue
+  (``PhotosRequeued``). The index stage replaces a FAILED photo: it claims the content again,
+  indexes it (IndexFaces dedups by ExternalImageId), records INDEXED and sends a fresh
+  association message, so the photo ends ACTIVE or REJECTED the normal way. Two copies of the
+  message send two notifications; the index stage's conditional writes make the second a
+  replay.
+
+A message whose face is not the one its ledger photo records (the photo was indexed again
+since and got a new face) is stale: skipped, its face deleted unless someone holds it. The
+ledger writes made for a message (FAILED on its last delivery, the return to ASSOCIATED) are
+conditional on the photo still recording the message's face.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,7 +81,7 @@ from .activation import activation_exists, start_activation, upload_lag_seconds
 from .backoff import ConflictBackoff
 from .keys import activation_execution_name
 from .ledger import Ledger, PhotoStatus, UserStatus
-from .messages import AssociationMessage
+from .messages import AssociationMessage, s3_notification
 from .observability import count, count_by_reason, logger
 from .photo_policy import Reason
 from .settings import Settings
@@ -68,6 +96,9 @@ _DELETE_FACE_REASONS = frozenset(
     }
 )
 _LIVE_PHOTO = frozenset({PhotoStatus.ASSOCIATED, PhotoStatus.ACTIVE})
+# FAILED reasons the activation state machine writes: an activation ran; the reconciler
+# re-checks these photos (reconciler.py, failed activations), so they are not resumed here.
+_ACTIVATION_FAILURES = frozenset({Reason.ACTIVATION_TIMEOUT, Reason.ACTIVATION_ERROR})
 
 
 @dataclass
@@ -79,8 +110,12 @@ class UserOutcome:
     rejected: dict[str, str] = field(default_factory=dict)  # face id -> reason
     evicted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # photos already past INDEXED
+    requeued: list[str] = field(default_factory=list)  # FAILED photos sent back to indexing
+    resumed: list[str] = field(default_factory=list)  # FAILED photos back to ASSOCIATED
     execution: str | None = None
     face_count: int | None = None
+    #: When face_count was observed (epoch microseconds, taken before the ListFaces call).
+    counted_at: int | None = None
 
 
 @dataclass
@@ -91,6 +126,7 @@ class AssociateStage:
     rekognition: Any
     ledger: Ledger
     sfn: Any
+    sqs: Any  # sends FAILED photos back to the upload queue (settings.upload_queue_url)
 
     def handle_batch(
         self,
@@ -147,7 +183,7 @@ class AssociateStage:
         """Associate one user's new faces (idempotent); raise on transient errors."""
         outcome = UserOutcome(user_id=user_id)
         photos = {p["photo_id"]: p for p in self.ledger.user_photos(user_id)}
-        pending, in_flight = self._triage(outcome, messages, photos)
+        pending, in_flight = self._triage(outcome, user_id, messages, photos)
         if not pending and not in_flight:
             return outcome
 
@@ -164,10 +200,7 @@ class AssociateStage:
         by_face = {m.face_id: m for m in candidates}
         outcome.associated.extend(m.face_id for m in in_flight)
         accepted = list(plan.accept)
-        rejected_before = len(outcome.rejected)
         refused = self._associate(outcome, user_id, [by_face[f] for f in plan.accept], in_flight)
-        # Any face AssociateFaces did not take may mean a racing batch changed the user.
-        raced = bool(refused) or len(outcome.rejected) > rejected_before
         if refused:
             # A racing batch changed the user since the plan: plan these faces once more from
             # what the user holds now (see the module docstring).
@@ -194,11 +227,13 @@ class AssociateStage:
             return outcome
         newly = [f for f in accepted if f in associated]
         count("FacesAssociated", len(newly))
-        if raced:
-            # Other batches changed the user meanwhile: count what it holds.
-            outcome.face_count = len(self._user_face_ids(user_id))
-        else:
-            outcome.face_count = len(current) - len(plan.evict) + len(newly)
+        # Count what the user holds now rather than add this batch's faces to the plan's count:
+        # a batch of the same user running at the same time (MaximumConcurrency 2) may have
+        # changed it since. The ledger keeps the count observed last (counted_at), whatever
+        # order the two batches write in (Ledger.record_face_count).
+        counted_at = time.time_ns() // 1000
+        outcome.face_count = len(self._user_face_ids(user_id))
+        outcome.counted_at = counted_at
         self._activate(outcome, user_id, ready, replay=not newly)
         return outcome
 
@@ -207,36 +242,139 @@ class AssociateStage:
     def _triage(
         self,
         outcome: UserOutcome,
+        user_id: str,
         messages: list[AssociationMessage],
         photos: dict[str, dict[str, Any]],
     ) -> tuple[list[AssociationMessage], list[AssociationMessage]]:
         """Split by ledger state: (INDEXED = to associate, ASSOCIATED = activation pending).
 
-        Photos already past that are skipped; faces left behind by a deletion or by an
-        interrupted rejection are deleted (again: DeleteFaces is idempotent).
+        FAILED photos are resumed (back to ASSOCIATED, joining the second list) or sent back
+        to the index stage (module docstring). Photos already past that are skipped; faces
+        left behind by a deletion, by an interrupted rejection or by a stale message are
+        deleted (again: DeleteFaces is idempotent).
         """
         pending: list[AssociationMessage] = []
         in_flight: list[AssociationMessage] = []
+        failed: list[tuple[AssociationMessage, dict[str, Any]]] = []
         leftovers: list[str] = []
         for message in {m.face_id: m for m in messages}.values():
             photo = photos.get(message.photo_id)
             status = photo.get("status") if photo else None
+            recorded_face = photo.get("face_id") if photo else None
             if photo is None or status == PhotoStatus.DELETED:
                 # Deleted (with its user, maybe) while the message waited: the face is an
                 # orphan now, and the user must not be recreated for it.
+                leftovers.append(message.face_id)
+                outcome.skipped.append(message.photo_id)
+            elif recorded_face and recorded_face != message.face_id:
+                # Stale: the photo was indexed again since (a FAILED photo sent back) and has
+                # another face; this one belongs to no photo (DeleteFaces keeps it if owned).
                 leftovers.append(message.face_id)
                 outcome.skipped.append(message.photo_id)
             elif status == PhotoStatus.INDEXED:
                 pending.append(message)
             elif status == PhotoStatus.ASSOCIATED:
                 in_flight.append(message)
+            elif status == PhotoStatus.FAILED:
+                failed.append((message, photo))
             else:
                 if status == PhotoStatus.REJECTED and photo.get("reason") in _DELETE_FACE_REASONS:
                     leftovers.append(message.face_id)
                 outcome.skipped.append(message.photo_id)
         if leftovers:
             self._delete_faces(leftovers)
+        if failed:
+            in_flight += self._retry_failed(outcome, user_id, failed)
         return pending, in_flight
+
+    def _retry_failed(
+        self,
+        outcome: UserOutcome,
+        user_id: str,
+        failed: list[tuple[AssociationMessage, dict[str, Any]]],
+    ) -> list[AssociationMessage]:
+        """Give FAILED photos another way to an outcome; return those resumed as ASSOCIATED.
+
+        The rule (by where the face is now) is in the module docstring.
+        """
+        stored = rk.faces_by_id(
+            self.rekognition, self.settings.collection_id, [m.face_id for m, _ in failed]
+        )
+        resumed: list[AssociationMessage] = []
+        requeue: list[tuple[AssociationMessage, dict[str, Any]]] = []
+        unowned: list[str] = []
+        for message, photo in failed:
+            face = stored.get(message.face_id)
+            owner = (face or {}).get("UserId")
+            if owner != user_id or photo.get("face_id") != message.face_id:
+                # Not this user's face (or one the ledger does not record: the index stage,
+                # given the photo again, finds out which face it has).
+                if face is not None and not owner:
+                    unowned.append(message.face_id)
+                requeue.append((message, photo))
+            elif photo.get("reason") in _ACTIVATION_FAILURES:
+                # An activation ran for it and failed: the reconciler re-checks the user.
+                outcome.skipped.append(message.photo_id)
+            elif self.ledger.transition_photo(
+                user_id,
+                message.photo_id,
+                PhotoStatus.ASSOCIATED,
+                from_statuses={PhotoStatus.FAILED},
+                face_id=message.face_id,
+            ):
+                resumed.append(message)
+                outcome.resumed.append(message.photo_id)
+            else:
+                # Moved meanwhile (a concurrent copy of this message resumed it first).
+                outcome.skipped.append(message.photo_id)
+        if resumed:
+            count("PhotosResumed", len(resumed))
+            logger.info(
+                "failed photos whose face the user holds resumed: their activation starts",
+                extra={"photo_ids": [m.photo_id for m in resumed]},
+            )
+        if unowned:
+            # Before the photo is indexed again: its new face must not meet an orphan.
+            self._delete_faces(unowned)
+        for message, photo in requeue:
+            if self._requeue(message, photo):
+                outcome.requeued.append(message.photo_id)
+            else:
+                outcome.skipped.append(message.photo_id)
+        return resumed
+
+    def _requeue(self, message: AssociationMessage, photo: dict[str, Any]) -> bool:
+        """Send the FAILED photo's object to the index stage as S3 would announce it."""
+        bucket = str(photo.get("bucket") or message.bucket)
+        key = str(photo.get("key") or message.key)
+        version_id = photo.get("version_id") or None
+        if keys.photo_id(bucket, key, version_id) != message.photo_id:
+            # The index stage would record another photo: nothing to send back.
+            logger.error(
+                "failed photo cannot be sent back to indexing: its ledger item does not name "
+                "its object",
+                extra={"photo_id": message.photo_id, "object_key": key},
+            )
+            return False
+        body = s3_notification(
+            bucket,
+            key,
+            version_id=version_id,
+            etag=photo.get("etag") or None,
+            size=photo.get("size") if isinstance(photo.get("size"), int) else None,
+            event_time=photo.get("uploaded_at") or None,
+        )
+        self.sqs.send_message(QueueUrl=self.settings.upload_queue_url, MessageBody=body)
+        count("PhotosRequeued")
+        logger.info(
+            "failed photo sent back to the index stage",
+            extra={
+                "photo_id": message.photo_id,
+                "object_key": key,
+                "reason": photo.get("reason"),
+            },
+        )
+        return True
 
     def _locate(
         self,
@@ -357,7 +495,7 @@ class AssociateStage:
             # status from here (flipping it back to UPDATING could outlive the execution).
             return
         assert outcome.face_count is not None
-        self.ledger.mark_user_updating(user_id, outcome.face_count)
+        self.ledger.mark_user_updating(user_id, outcome.face_count, outcome.counted_at)
         _, started = start_activation(
             self.sfn,
             s.activation_state_machine_arn,
@@ -641,6 +779,8 @@ class AssociateStage:
                 from_statuses={from_status},
                 reason=reason,
                 detail=f"{stage}: {rk.describe_error(error)} (last delivery; sent to DLQ)",
+                # A stale message (the photo has another face now) must not fail the photo.
+                face_id=message.face_id,
             )
         except (ClientError, BotoCoreError) as ledger_error:
             logger.error(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 USER_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
 # Rekognition's ExternalImageId pattern (1..255 chars); every photo_id must match it.
@@ -34,6 +34,15 @@ class EnrollKey:
 def decode_event_key(raw_key: str) -> str:
     """Decode an S3 notification key (form-URL-encoded: '+' is a space, '%2B' is '+')."""
     return unquote_plus(raw_key)
+
+
+def encode_event_key(key: str) -> str:
+    """Encode a key as S3 notifications carry it (the inverse of ``decode_event_key``).
+
+    Form-URL encoding of the UTF-8 key, '/' left as is: ``enroll/alice/été 1+1.jpg`` becomes
+    ``enroll/alice/%C3%A9t%C3%A9+1%2B1.jpg``.
+    """
+    return quote_plus(key, safe="/")
 
 
 def is_folder_marker(key: str) -> bool:

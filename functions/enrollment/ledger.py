@@ -7,6 +7,7 @@ workers cannot both claim the same photo content.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -245,9 +246,12 @@ class Ledger:
         from_statuses: Iterable[str],
         reason: str | None = None,
         detail: str | None = None,
+        face_id: str | None = None,
     ) -> bool:
         """Move an existing photo to ``status`` if it is in one of ``from_statuses``.
 
+        With ``face_id``, only while the photo still records that face: a message about a face
+        the photo no longer has (it was indexed again since) must not move it.
         Returns False when the photo is missing or in another state (nothing written).
         """
         allowed = sorted(set(from_statuses))
@@ -264,12 +268,16 @@ class Ledger:
                 sets.append(f"{attr} = :{attr}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         from_values = ", ".join(f":f{i}" for i in range(len(allowed)))
+        condition = f"attribute_exists(pk) AND #status IN ({from_values})"
+        if face_id is not None:
+            condition += " AND face_id = :face_id"
+            values[":face_id"] = {"S": face_id}
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key=_to_item({"pk": keys.photo_pk(user_id), "sk": keys.photo_sk(photo_id)}),
                 UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(pk) AND #status IN ({from_values})",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -411,13 +419,16 @@ class Ledger:
             raise  # deleted between the two calls: let the message be retried
         return item
 
-    def mark_user_updating(self, user_id: str, face_count: int) -> None:
-        """Record that associations for the user are in flight (UPDATING, with its face count)."""
+    def mark_user_updating(
+        self, user_id: str, face_count: int, counted_at: int | None = None
+    ) -> None:
+        """Record that associations for the user are in flight (UPDATING, with its face count
+        as observed at ``counted_at``, epoch microseconds; see record_face_count)."""
         self._ddb.update_item(
             TableName=self._table,
             Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
             UpdateExpression=(
-                "SET #status = :updating, face_count = :count, updated_at = :now "
+                "SET #status = :updating, updated_at = :now "
                 "REMOVE reason, activated_at, activation_seconds"
             ),
             # An erased or erasing user must not be flipped back to UPDATING by a late batch.
@@ -425,12 +436,45 @@ class Ledger:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
                 ":updating": {"S": UserStatus.UPDATING},
-                ":count": {"N": str(face_count)},
                 ":now": {"S": self._now()},
                 ":deleted": {"S": UserStatus.DELETED},
                 ":erasing": {"S": UserStatus.ERASING},
             },
         )
+        self.record_face_count(user_id, face_count, counted_at)
+
+    def record_face_count(self, user_id: str, face_count: int, counted_at: int | None) -> bool:
+        """Store the user's face count unless a later observation is already stored.
+
+        Two associate functions can handle one user at once; each counts the user's faces
+        (ListFaces) after its own association and writes the count. The count observed last
+        includes every association finished before it, so it wins whatever order the writes
+        arrive in: ``face_count_counted_at`` (epoch microseconds, taken before the ListFaces
+        call) only moves forward. False when a later count was already there.
+        """
+        counted_at = time.time_ns() // 1000 if counted_at is None else counted_at
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                UpdateExpression="SET face_count = :count, face_count_counted_at = :at",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND NOT (#status IN (:deleted, :erasing)) AND "
+                    "(attribute_not_exists(face_count_counted_at) OR face_count_counted_at < :at)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":count": {"N": str(face_count)},
+                    ":at": {"N": str(counted_at)},
+                    ":deleted": {"S": UserStatus.DELETED},
+                    ":erasing": {"S": UserStatus.ERASING},
+                },
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
 
     # The user item remembers that its Rekognition user exists (``rekognition_user_created_at``),
     # so a batch for a known user skips CreateUser (5 TPS per account). The mark belongs to one

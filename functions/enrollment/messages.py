@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .keys import decode_event_key
+from .keys import decode_event_key, encode_event_key
 
 
 class MessageError(ValueError):
@@ -72,6 +72,50 @@ def parse_s3_notification(body: str) -> list[UploadedObject]:
             )
         )
     return objects
+
+
+#: ``s3.configurationId`` of the notifications the pipeline writes itself (S3 puts the name of
+#: the bucket's notification configuration there): a FAILED photo sent back to the index stage.
+REQUEUE_CONFIGURATION_ID = "face-enrollment-requeue"
+
+
+def s3_notification(
+    bucket: str,
+    key: str,
+    *,
+    version_id: str | None = None,
+    etag: str | None = None,
+    size: int | None = None,
+    event_time: str | None = None,
+    configuration_id: str = REQUEUE_CONFIGURATION_ID,
+) -> str:
+    """An S3 ObjectCreated notification body for one object, as S3 would send it.
+
+    The index stage cannot tell it from S3's own: the key is form-URL encoded
+    (``keys.encode_event_key``), and ``parse_s3_notification`` gives back exactly ``bucket``,
+    ``key``, ``version_id``, ``etag``, ``size`` and ``event_time`` (absent ones stay None).
+    """
+    obj: dict[str, Any] = {"key": encode_event_key(key)}
+    if size is not None:
+        obj["size"] = size
+    if etag:
+        obj["eTag"] = etag
+    if version_id:
+        obj["versionId"] = version_id
+    record: dict[str, Any] = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": configuration_id,
+            "bucket": {"name": bucket},
+            "object": obj,
+        },
+    }
+    if event_time:
+        record["eventTime"] = event_time
+    return json.dumps({"Records": [record]}, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

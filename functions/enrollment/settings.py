@@ -58,6 +58,7 @@ ENVIRONMENT_VARIABLES = (
     "COLLECTION_ID",
     "LEDGER_TABLE",
     "ASSOCIATION_QUEUE_URL",
+    "UPLOAD_QUEUE_URL",
     "ACTIVATION_STATE_MACHINE_ARN",
     "MAX_FACES_PER_USER",
     "FACE_CAP_POLICY",
@@ -140,6 +141,8 @@ class Settings:
     collection_id: str = "face-enrollment"  # the stack's collection (infra/config.py)
     ledger_table: str = ""
     association_queue_url: str = ""
+    # The index stage's queue: the associate stage sends a FAILED photo back there (association.py).
+    upload_queue_url: str = ""
     activation_state_machine_arn: str = ""
     max_faces_per_user: int = 100  # faces associated to one user vector
     face_cap_policy: str = "reject"
@@ -241,6 +244,7 @@ def _parse(env: Mapping[str, str]) -> tuple[dict[str, Any], list[SettingProblem]
         "collection_id": text("COLLECTION_ID", "face-enrollment"),
         "ledger_table": text("LEDGER_TABLE", ""),
         "association_queue_url": text("ASSOCIATION_QUEUE_URL", ""),
+        "upload_queue_url": text("UPLOAD_QUEUE_URL", ""),
         "activation_state_machine_arn": text("ACTIVATION_STATE_MACHINE_ARN", ""),
         "max_faces_per_user": number("MAX_FACES_PER_USER", 100, int, "an integer"),
         "face_cap_policy": text("FACE_CAP_POLICY", "reject").lower(),

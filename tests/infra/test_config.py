@@ -49,10 +49,12 @@ def test_lambda_environment_carries_every_setting_of_the_contract() -> None:
     env = PipelineConfig().lambda_environment(
         service_name="index-photo",
         association_queue_url="http://localhost/queue",
+        upload_queue_url="http://localhost/upload",
         activation_state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:x",
     )
 
     assert env["BUCKET_NAME"] == "face-enrollment-photos"
+    assert env["UPLOAD_QUEUE_URL"] == "http://localhost/upload"
     assert env["LEDGER_TABLE"] == "face-enrollment-ledger"
     assert env["COLLECTION_ID"] == "face-enrollment"
     assert env["ASSOCIATION_QUEUE_URL"] == "http://localhost/queue"

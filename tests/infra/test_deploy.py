@@ -249,7 +249,8 @@ def test_associate_role_holds_exactly_what_the_associate_code_calls(
             "dynamodb:Query",
             "states:StartExecution",
             "states:DescribeExecution",
-            # ConflictBackoff re-sends a conflicted user's records to the association queue.
+            # ConflictBackoff re-sends a conflicted user's records to the association queue; a
+            # FAILED photo's redriven message sends the photo to the upload queue.
             "sqs:SendMessage",
         }
     )

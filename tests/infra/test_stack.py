@@ -278,6 +278,30 @@ def test_associate_role_manages_users_of_the_collection_and_starts_activation(
     # A replay looks up its batch's execution before touching the user item.
     describe = _statement_with(statements, "states:DescribeExecution")
     assert "states:StartExecution" not in _actions(describe)
+    # SendMessage to two queues only: its own (conflict backoff) and the upload queue (a FAILED
+    # photo's redriven message sends the photo back to the index stage).
+    sends = [s for s in statements if "sqs:SendMessage" in _actions(s)]
+    assert all(_actions(s) == {"sqs:SendMessage"} for s in sends)
+    assert sorted(json.dumps(s["Resource"]) for s in sends) == sorted(
+        json.dumps({"Fn::GetAtt": [_logical_id(template, queue), "Arn"]})
+        for queue in ("AssociationQueue", "IngestUploadQueue")
+    )
+
+
+def test_associate_function_knows_the_upload_queue_and_the_index_function_does_not_need_it(
+    template: Any,
+) -> None:
+    def env(handler: str) -> dict[str, Any]:
+        (function,) = [
+            f
+            for f in _resources(template, "AWS::Lambda::Function").values()
+            if f["Properties"].get("Handler") == handler
+        ]
+        return dict(function["Properties"]["Environment"]["Variables"])
+
+    upload_queue = {"Ref": _logical_id(template, "IngestUploadQueue")}
+    assert env("associate_faces.handler.handler")["UPLOAD_QUEUE_URL"] == upload_queue
+    assert env("index_photo.handler.handler")["UPLOAD_QUEUE_URL"] == ""
 
 
 def test_state_machine_role_is_search_users_update_item_and_namespaced_metrics(

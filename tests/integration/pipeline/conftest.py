@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -40,13 +41,17 @@ def session_stack() -> Iterator[Any]:
 
 
 @pytest.fixture
-def pipeline(session_stack: Any) -> Callable[..., Any]:
-    """``pipeline(engine="synthetic")`` -> the shared stack, reset, pollers running."""
+def pipeline(session_stack: Any) -> Iterator[Callable[..., Any]]:
+    """``pipeline(engine="synthetic", isolation="process")`` -> the shared stack, reset, pollers
+    running. ``isolation="inline"`` runs the handlers in this process, one at a time: for tests
+    that patch handler code with monkeypatch (the default runs them in worker processes)."""
     from enroll_local.rekognition.service import EmulatorConfig
 
     started: list[Any] = []
+    previous = session_stack.settings
 
-    def start(engine: str = "synthetic") -> Any:
+    def start(engine: str = "synthetic", isolation: str = "process") -> Any:
+        session_stack.settings = replace(session_stack.settings, isolation=isolation)
         session_stack.reset(
             engine=engine,
             emulator_config=EmulatorConfig(update_delay_seconds=TEST_UPDATE_DELAY_SECONDS),
@@ -58,6 +63,7 @@ def pipeline(session_stack: Any) -> Callable[..., Any]:
     yield start
     for stack in started:
         stack.stop_pollers()
+    session_stack.settings = previous
 
 
 @contextlib.contextmanager

@@ -115,3 +115,70 @@ def test_a_message_that_keeps_failing_ends_in_the_dlq_and_its_photo_failed(
     # ... and no face of it is left in the collection without a user
     faces = stack.clients.rekognition.list_faces(CollectionId=stack.endpoints.collection_id)
     assert [f for f in faces["Faces"] if not f.get("UserId")] == []
+
+
+def redrive(stack: Any, dlq_url: str, queue_url: str) -> int:
+    """Move every message of ``dlq_url`` back to ``queue_url`` (start-message-move-task's job);
+    wait for the first one. Returns how many moved."""
+    sqs = stack.clients.sqs
+    deadline = time.monotonic() + DLQ_TIMEOUT_SECONDS
+    moved = 0
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        if not messages and moved:
+            return moved
+        for message in messages:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    raise AssertionError(f"nothing reached {dlq_url} in {DLQ_TIMEOUT_SECONDS} s")
+
+
+def wait_for_status(stack: Any, key: str, status: str) -> dict[str, Any]:
+    """The photo's ledger item once it has ``status`` (fails after DLQ_TIMEOUT_SECONDS)."""
+    deadline = time.monotonic() + DLQ_TIMEOUT_SECONDS
+    items: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        ledger = read_ledger(stack.clients.dynamodb, stack.endpoints.table)
+        items = ledger.photos_by_key().get(key, [])
+        if [item.get("status") for item in items] == [status]:
+            return items[0]
+        time.sleep(0.25)
+    raise AssertionError(f"{key} never reached {status}: {items}")
+
+
+def test_a_photo_failed_at_association_is_active_once_its_dlq_message_is_redriven(
+    pipeline: Any,
+) -> None:
+    # Given a photo FAILED at association: every AssociateFaces refused, its message in the DLQ
+    stack = pipeline()
+    endpoints = stack.endpoints
+    key = f"{endpoints.prefix}Erin/redriven 1+1 été.jpg"
+    with no_batching_window(stack):
+        with failing(stack, "AssociateFaces"):
+            stack.clients.s3.put_object(
+                Bucket=endpoints.bucket,
+                Key=key,
+                Body=make_synthetic_photo([{"identity": "Erin", "variant": 0}]),
+            )
+            failed = wait_for_status(stack, key, "FAILED")
+        assert failed["reason"] == "CONFIGURATION_ERROR"
+
+        # When the cause is fixed and the association DLQ redriven
+        moved = redrive(stack, endpoints.association_dlq_url, endpoints.association_queue_url)
+
+        # Then the photo is indexed again and goes the normal way, to ACTIVE
+        active = wait_for_status(stack, key, "ACTIVE")
+    assert moved == 1
+    assert active["photo_id"] == failed["photo_id"]
+    users = stack.clients.rekognition.list_users(CollectionId=endpoints.collection_id)["Users"]
+    assert [(u["UserId"], u["UserStatus"]) for u in users] == [("Erin", "ACTIVE")]
+    faces = stack.clients.rekognition.list_faces(CollectionId=endpoints.collection_id)["Faces"]
+    assert [(f["FaceId"], f.get("UserId")) for f in faces] == [(active["face_id"], "Erin")]
+    for dlq in (endpoints.upload_dlq_url, endpoints.association_dlq_url):
+        depth = stack.clients.sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        assert depth == "0"

@@ -227,7 +227,8 @@ def test_delete_erases_everything_refuses_uploads_meanwhile_and_is_harmless_twic
     pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given Bob enrolled (versions, a delete marker, a rejected photo, an unknown face) and Bobx
-    stack = pipeline("synthetic")
+    # (handlers in-process: the worker's fault is patched into its module)
+    stack = pipeline("synthetic", isolation="inline")
     enrolled = enroll_bob(stack)
     with erasure_queue(stack) as queue_url:
         erasure = erasure_for(stack, queue_url)
@@ -296,8 +297,8 @@ def test_delete_erases_everything_refuses_uploads_meanwhile_and_is_harmless_twic
 def test_an_erasure_interrupted_between_steps_finishes_by_itself(
     pipeline: Any, monkeypatch: pytest.MonkeyPatch, client: str, operation: str, after: bool
 ) -> None:
-    # Given Bob enrolled, and a worker whose first run fails at one step
-    stack = pipeline("synthetic")
+    # Given Bob enrolled, and a worker whose first run fails at one step (patched in-process)
+    stack = pipeline("synthetic", isolation="inline")
     enrolled = enroll_bob(stack)
     with erasure_queue(stack) as queue_url:
         erasure = erasure_for(stack, queue_url)

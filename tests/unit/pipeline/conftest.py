@@ -65,7 +65,7 @@ class Pipeline:
 
     def associate_stage(self, **overrides: Any) -> AssociateStage:
         settings = _replace(self.settings, overrides)
-        return AssociateStage(settings, self.rekognition, self.ledger, self.sfn)
+        return AssociateStage(settings, self.rekognition, self.ledger, self.sfn, self.sqs)
 
     def upload(self, key: str, body: bytes) -> str:
         """Put ``body`` at ``key``; the S3 notification body for it (as S3 encodes it)."""
@@ -84,6 +84,20 @@ class Pipeline:
             for m in batch:
                 out.append((m["MessageId"], AssociationMessage.from_json(m["Body"])))
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def upload_messages(self) -> list[str]:
+        """Drain the upload queue: the notification bodies sent to the index stage."""
+        out = []
+        url = self.settings.upload_queue_url
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not batch:
+                return out
+            for m in batch:
+                out.append(m["Body"])
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     def photo(self, user_id: str | None, key: str, version: str | None = None) -> dict[str, Any]:
         from enrollment.keys import photo_id
@@ -115,6 +129,7 @@ class Pipeline:
             "COLLECTION_ID": s.collection_id,
             "LEDGER_TABLE": s.ledger_table,
             "ASSOCIATION_QUEUE_URL": s.association_queue_url,
+            "UPLOAD_QUEUE_URL": s.upload_queue_url,
             "ACTIVATION_STATE_MACHINE_ARN": s.activation_state_machine_arn,
             "MAX_RECEIVE_COUNT": str(s.max_receive_count),
             "POWERTOOLS_SERVICE_NAME": "enrollment-test",
@@ -205,6 +220,7 @@ def pipeline() -> Iterator[Pipeline]:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         ddb.create_table(**table_definition(TABLE))
         queue_url = sqs.create_queue(QueueName="face-enrollment-association")["QueueUrl"]
+        upload_queue_url = sqs.create_queue(QueueName="face-enrollment-upload")["QueueUrl"]
         rekognition.create_collection(CollectionId=COLLECTION)
         role = iam.create_role(
             RoleName="activation",
@@ -222,6 +238,7 @@ def pipeline() -> Iterator[Pipeline]:
             collection_id=COLLECTION,
             ledger_table=TABLE,
             association_queue_url=queue_url,
+            upload_queue_url=upload_queue_url,
             activation_state_machine_arn=machine,
         )
         yield Pipeline(

@@ -320,6 +320,227 @@ def test_last_delivery_failure_after_association_still_ends_the_photo(pipeline, 
     assert "activation" in item["detail"]
 
 
+# --- FAILED photos: a redriven association message reaches a real outcome --------------------
+
+
+def _fail_on_last_delivery(pipeline, messages, **wraps):
+    """One batch on its last allowed delivery with the wrapped calls failing (-> FAILED)."""
+    stage = pipeline.associate_stage()
+    for client_name, overrides in wraps.items():
+        setattr(stage, client_name, _Wrap(getattr(pipeline, client_name), **overrides))
+    last = {mid: pipeline.settings.max_receive_count for mid in messages}
+    _, failures = stage.handle_batch(messages, last)
+    assert set(failures) == set(messages)
+
+
+def _throttled(operation):
+    def fail(**kwargs):
+        raise _client_error("ThrottlingException", operation)
+
+    return fail
+
+
+def test_a_redriven_message_sends_a_failed_photo_back_through_the_index_stage(pipeline, photo):
+    from enrollment.messages import parse_s3_notification
+    from enrollment.observability import metrics
+
+    key = "enroll/alice/my photo 1+1 été.jpg"
+    stage = pipeline.index_stage()
+    body = json.loads(pipeline.upload(key, photo("alice", 1)))
+    body["Records"][0]["eventTime"] = "2026-01-02T03:04:05.678Z"
+    stage.handle_notification(json.dumps(body))
+    messages = dict(pipeline.association_messages())
+    [message] = messages.values()
+    _fail_on_last_delivery(
+        pipeline, messages, rekognition={"associate_faces": _throttled("AssociateFaces")}
+    )
+    failed = pipeline.photo("alice", key)
+    assert (failed["status"], failed["reason"]) == ("FAILED", "THROTTLED")
+    assert message.face_id not in pipeline.collection_face_ids()
+
+    # The cause is fixed and the DLQ redriven: the message comes back to the associate stage.
+    outcomes, failures = pipeline.associate_stage().handle_batch(messages)
+
+    assert failures == {}
+    assert outcomes[0].requeued == [message.photo_id]
+    assert "PhotosRequeued" in metrics.metric_set
+    [notification] = pipeline.upload_messages()
+    [obj] = parse_s3_notification(notification)
+    assert (obj.bucket, obj.key, obj.version_id) == (
+        failed["bucket"],
+        key,
+        failed["version_id"],
+    )
+    assert (obj.etag, obj.event_time) == (failed["etag"], "2026-01-02T03:04:05.678Z")
+    assert pipeline.executions() == []  # nothing associated yet: the index stage goes first
+
+    # The index stage takes the FAILED photo back: INDEXED, a fresh association message.
+    [indexed] = stage.handle_notification(notification)
+    assert (indexed.status, indexed.replayed) == ("INDEXED", False)
+    item = pipeline.photo("alice", key)
+    assert (item["status"], item.get("reason"), item["face_id"]) == (
+        "INDEXED",
+        None,
+        indexed.face_id,
+    )
+    assert item["uploaded_at"] == "2026-01-02T03:04:05.678Z"
+    fresh = dict(pipeline.association_messages())
+    assert [m.photo_id for m in fresh.values()] == [message.photo_id]
+
+    # ... and the photo goes the normal way.
+    outcomes, failures = pipeline.associate_stage().handle_batch(fresh)
+    assert failures == {}
+    assert outcomes[0].associated == [indexed.face_id]
+    assert pipeline.photo("alice", key)["status"] == "ASSOCIATED"
+    assert pipeline.user_face_ids("alice") == {indexed.face_id}
+    assert len(pipeline.executions()) == 1
+
+
+def test_two_copies_of_a_redriven_message_are_harmless(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    _fail_on_last_delivery(
+        pipeline, messages, rekognition={"associate_faces": _throttled("AssociateFaces")}
+    )
+
+    # Both copies arrive while the photo is still FAILED: two notifications.
+    for _ in range(2):
+        _, failures = pipeline.associate_stage().handle_batch(messages)
+        assert failures == {}
+    notifications = pipeline.upload_messages()
+    assert len(notifications) == 2
+
+    index = pipeline.index_stage()
+    [first] = index.handle_notification(notifications[0])
+    [second] = index.handle_notification(notifications[1])
+    assert (first.status, first.replayed) == ("INDEXED", False)
+    assert (second.status, second.replayed, second.face_id) == ("INDEXED", True, first.face_id)
+    # A third copy arrives after the photo was indexed again: a duplicate of the fresh message.
+    outcomes, failures = pipeline.associate_stage().handle_batch(
+        {**dict(pipeline.association_messages()), "late-copy": message}
+    )
+
+    assert failures == {}
+    assert pipeline.upload_messages() == []
+    assert pipeline.photo("alice", message.key)["status"] == "ASSOCIATED"
+    assert pipeline.user_face_ids("alice") == {first.face_id}
+    assert pipeline.collection_face_ids() == {first.face_id}  # no orphan, no duplicate
+    assert len(pipeline.executions()) == 1
+    assert outcomes[0].requeued == []
+
+
+def test_a_stale_message_neither_touches_nor_fails_the_photo_indexed_again(pipeline, photo):
+    from dataclasses import replace
+
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [(message_id, message)] = messages.items()
+    # Indexed again since (a FAILED photo sent back), with a new face (Rekognition gives one
+    # when the old face was deleted): the old message names a face the photo no longer has.
+    stale = replace(message, face_id="00000000-0000-4000-8000-000000000000")
+    stage = pipeline.associate_stage()
+
+    outcomes, failures = stage.handle_batch({"stale": stale})
+
+    assert failures == {}
+    assert outcomes[0].skipped == [message.photo_id]
+    assert pipeline.photo("alice", message.key)["status"] == "INDEXED"
+    assert pipeline.upload_messages() == []
+    # Failing on its last delivery (its user's batch failed), it must not fail the photo.
+    stage._record_failures([stale], _client_error("ThrottlingException", "AssociateFaces"))
+    assert pipeline.photo("alice", message.key)["status"] == "INDEXED"
+    assert message.face_id in pipeline.collection_face_ids()
+    outcomes, failures = stage.handle_batch({message_id: message})
+    assert failures == {}
+    assert pipeline.photo("alice", message.key)["status"] == "ASSOCIATED"
+
+
+def test_a_failed_photo_whose_face_the_user_holds_is_resumed_not_indexed_again(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    # Associated, then every delivery failed to start the activation: FAILED, face kept.
+    _fail_on_last_delivery(
+        pipeline, messages, sfn={"start_execution": _throttled("StartExecution")}
+    )
+    item = pipeline.photo("alice", message.key)
+    assert (item["status"], item["reason"]) == ("FAILED", "THROTTLED")
+    assert pipeline.user_face_ids("alice") == {message.face_id}
+
+    outcomes, failures = pipeline.associate_stage().handle_batch(messages)
+
+    assert failures == {}
+    assert pipeline.upload_messages() == []  # not indexed again
+    assert outcomes[0].resumed == [message.photo_id]
+    item = pipeline.photo("alice", message.key)
+    assert (item["status"], item.get("reason"), item.get("detail")) == ("ASSOCIATED", None, None)
+    # Its activation, which never started, does now.
+    [execution] = pipeline.executions()
+    assert execution["name"] == activation_execution_name("alice", [message.face_id])
+    assert pipeline.ledger.get_user("alice")["status"] == "UPDATING"
+
+
+def test_a_failed_activation_is_left_to_the_reconciler(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    pipeline.associate_stage().handle_batch(messages)
+    # The activation timed out (the state machine's own FAILED write).
+    assert pipeline.ledger.transition_photo(
+        "alice",
+        message.photo_id,
+        "FAILED",
+        from_statuses={"ASSOCIATED"},
+        reason="ACTIVATION_TIMEOUT",
+        detail="user alice not ACTIVE after 11 status checks over 303 s",
+    )
+
+    outcomes, failures = pipeline.associate_stage().handle_batch(messages)
+
+    assert failures == {}
+    assert outcomes[0].skipped == [message.photo_id]
+    assert (outcomes[0].requeued, outcomes[0].resumed) == ([], [])
+    assert pipeline.upload_messages() == []
+    item = pipeline.photo("alice", message.key)
+    assert (item["status"], item["reason"]) == ("FAILED", "ACTIVATION_TIMEOUT")
+    assert pipeline.user_face_ids("alice") == {message.face_id}
+    assert len(pipeline.executions()) == 1
+
+
+def test_a_failed_photo_whose_face_is_left_unowned_is_cleaned_then_indexed_again(pipeline, photo):
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    [message] = messages.values()
+    # FAILED while its face stayed in the collection (the DeleteFaces of the last delivery
+    # failed too): the message for it must not leave that face behind.
+    _fail_on_last_delivery(
+        pipeline,
+        messages,
+        rekognition={
+            "associate_faces": _throttled("AssociateFaces"),
+            "delete_faces": _throttled("DeleteFaces"),
+        },
+    )
+    assert pipeline.photo("alice", message.key)["status"] == "FAILED"
+    assert message.face_id in pipeline.collection_face_ids()
+    deleted = []
+    real_delete = pipeline.rekognition.delete_faces
+
+    def delete_then_check(**kwargs):
+        deleted.extend(kwargs["FaceIds"])
+        assert pipeline.upload_messages() == []  # deleted before the photo is sent back
+        return real_delete(**kwargs)
+
+    stage = pipeline.associate_stage()
+    stage.rekognition = _Wrap(pipeline.rekognition, delete_faces=delete_then_check)
+    outcomes, failures = stage.handle_batch(messages)
+
+    assert failures == {}
+    assert deleted == [message.face_id]
+    assert outcomes[0].requeued == [message.photo_id]
+    assert pipeline.collection_face_ids() == set()
+    [notification] = pipeline.upload_messages()
+    [indexed] = pipeline.index_stage().handle_notification(notification)
+    assert indexed.status == "INDEXED"
+    assert pipeline.collection_face_ids() == {indexed.face_id}
+
+
 def test_keep_best_never_evicts_a_face_whose_association_is_being_completed(pipeline, photo):
     stage = pipeline.associate_stage(max_faces_per_user=2, face_cap_policy="keep-best")
     stage.handle_batch(

@@ -177,6 +177,15 @@ def test_settings_errors_are_clear(pipeline, handlers, monkeypatch):
     assert os.environ["LEDGER_TABLE"]
 
 
+def test_associate_function_needs_the_upload_queue(pipeline, handlers, monkeypatch):
+    _, associate = handlers
+    # A redriven message for a FAILED photo sends it back to the index stage through it.
+    assert associate.stage().settings.upload_queue_url == pipeline.settings.upload_queue_url
+    monkeypatch.delenv("UPLOAD_QUEUE_URL")
+    with pytest.raises(ValueError, match="UPLOAD_QUEUE_URL"):
+        associate.stage()
+
+
 # --- ConflictException: back off in seconds, spend no delivery (enrollment/backoff.py) ----------
 
 

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from enrollment.messages import AssociationMessage, MessageError, parse_s3_notification
+from enrollment.messages import (
+    AssociationMessage,
+    MessageError,
+    parse_s3_notification,
+    s3_notification,
+)
 from tests.conftest import load_event
 
 
@@ -17,6 +22,54 @@ def test_sample_notification_is_parsed_and_decoded():
     assert obj.key == "enroll/alice/summer holiday été 1+1.jpg"
     assert obj.version_id and obj.etag and obj.event_name == "ObjectCreated:Put"
     assert obj.event_time == json.loads(body)["Records"][0]["eventTime"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "enroll/alice/my photo.jpg",
+        "enroll/alice/1+1=2.jpg",
+        "enroll/alice/ a  b + c .jpg",
+        "enroll/alice/summer holiday été 1+1.jpg",
+        "enroll/alice/写真 ☃ 😀.png",
+        "enroll/alice/100% & ?#~'\"<>.jpg",
+        "enroll/alice/plain.jpg",
+    ],
+)
+def test_built_notification_round_trips_awkward_keys(key):
+    body = s3_notification(
+        "face-enrollment-photos",
+        key,
+        version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        etag="d41d8cd98f00b204e9800998ecf8427e",
+        size=48213,
+        event_time="2026-11-25T10:50:00.000Z",
+    )
+
+    [obj] = parse_s3_notification(body)
+
+    assert (obj.bucket, obj.key) == ("face-enrollment-photos", key)
+    assert obj.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert obj.etag == "d41d8cd98f00b204e9800998ecf8427e"
+    assert (obj.size, obj.event_time) == (48213, "2026-11-25T10:50:00.000Z")
+    assert obj.event_name.startswith("ObjectCreated:")
+    # Encoded as S3 encodes keys: no raw space or plus, '/' kept.
+    raw = json.loads(body)["Records"][0]["s3"]["object"]["key"]
+    assert " " not in raw and raw.count("/") == key.count("/")
+    assert "+" not in key or "%2B" in raw
+
+
+def test_built_notification_encodes_like_s3_and_leaves_out_what_is_unknown():
+    sample = json.loads(load_event("s3_object_created_sqs")["Records"][0]["body"])
+    sample_object = sample["Records"][0]["s3"]["object"]
+    body = s3_notification("face-enrollment-photos", "enroll/alice/summer holiday été 1+1.jpg")
+
+    built = json.loads(body)["Records"][0]
+    # Byte for byte the key S3 itself sent for this object.
+    assert built["s3"]["object"]["key"] == sample_object["key"]
+    assert "eventTime" not in built and set(built["s3"]["object"]) == {"key"}
+    [obj] = parse_s3_notification(body)
+    assert (obj.version_id, obj.etag, obj.size, obj.event_time) == (None, None, None, None)
 
 
 def test_test_event_and_other_event_types_yield_nothing():

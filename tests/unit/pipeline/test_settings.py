@@ -102,6 +102,15 @@ def test_fingerprint_changes_with_any_setting_or_endpoint():
     assert environment_fingerprint({"LEDGER_TABLE": "t"}) == base
     assert environment_fingerprint({"LEDGER_TABLE": "u"}) != base
     assert environment_fingerprint({"LEDGER_TABLE": "t", "AWS_ENDPOINT_URL": "http://x"}) != base
+    assert environment_fingerprint({"LEDGER_TABLE": "t", "UPLOAD_QUEUE_URL": "http://q"}) != base
+
+
+def test_upload_queue_url_is_read_and_can_be_required():
+    assert Settings.from_env({"UPLOAD_QUEUE_URL": " http://q/upload "}).upload_queue_url == (
+        "http://q/upload"
+    )
+    with pytest.raises(SettingsError, match="UPLOAD_QUEUE_URL"):
+        Settings.from_env({}).require("upload_queue_url")
 
 
 def test_every_bad_setting_is_named_at_once():

@@ -34,8 +34,12 @@ demo: $(STAMP)
 	$(VENV)/bin/enroll demo $(DEMO_ARGS)
 
 ## The gate CI runs: lint, types, then every test.
+# Test processes (pytest-xdist): each runs its own local stacks. `make test PYTEST_WORKERS=0`
+# runs everything in one process.
+PYTEST_WORKERS ?= auto
+
 test: $(STAMP) $(LAMBDA_DEPS) lint types
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 check: test
 

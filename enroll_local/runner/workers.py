@@ -3,11 +3,11 @@
 Lambda runs each concurrent invocation of a function in an execution environment of its own: a
 process with its own module state, environment variables and stdout, reused ("warm") for later
 invocations and thrown away when the invocation times out or the runtime exits. The local runner
-does the same with :class:`ExecutionEnvironment`: a spawned Python process that imports the
-handler once and then serves one invocation at a time over a pipe. So handlers run really in
-parallel (two associate functions race for one user as they do in AWS), and nothing they keep at
-module level (Powertools' metric set, cached clients and settings) is shared between invocations
-that run at once.
+does the same with :class:`ExecutionEnvironment`: a fresh Python process (``lambda_runtime.py``,
+the runtime interface client's counterpart) that imports the handler once and then serves one
+invocation at a time over a pipe. So handlers run really in parallel (two associate functions
+race for one user as they do in AWS), and nothing they keep at module level (Powertools' metric
+set, cached clients and settings) is shared between invocations that run at once.
 
 What the process reproduces of Lambda:
 
@@ -27,21 +27,17 @@ suite uses it to kill a handler at a chosen point (tests/faults).
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import logging
-import multiprocessing
 import os
-import signal
+import subprocess
+import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
-
-from enroll_local.runner.lambda_context import LocalLambdaContext
-from enroll_local.runner.metrics_bridge import POWERTOOLS_METRICS_DISABLED, captured_stdout
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +49,8 @@ DEFAULT_MAX_LOCAL_CONCURRENCY = 4
 INIT_TIMEOUT_SECONDS = 60.0
 #: Extra seconds after the deadline before the process is killed (the reply may be in the pipe).
 TIMEOUT_GRACE_SECONDS = 1.0
-#: spawn, not fork: the runner's process has threads (the endpoint, the pollers) whose locks a
-#: forked child could inherit held. A spawned process starts clean, like a Lambda sandbox.
-_CONTEXT = multiprocessing.get_context("spawn")
+#: What each execution environment runs (its side of the pipe protocol).
+RUNTIME_MODULE = "enroll_local.runner.lambda_runtime"
 
 
 class InvocationError(Exception):
@@ -89,44 +84,6 @@ class InvocationResult:
     duration_ms: float = 0.0
 
 
-def _load(path: str) -> Callable[..., Any]:
-    module_name, _, attribute = path.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
-
-
-def _serve(connection: Connection, handler_path: str, preload: Sequence[str]) -> None:
-    """The execution environment's main loop (runs in the spawned process)."""
-    # The runner's console shows the handlers' logs; their own configuration is Powertools'.
-    logging.basicConfig(level=logging.WARNING)
-    # Ctrl-C reaches the whole process group: the runner stops its environments itself, after
-    # the invocations in progress, rather than each process dying with a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for hook in preload:
-        _load(hook)()
-    handler = _load(handler_path)
-    connection.send({"ready": True})
-    while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):
-            return  # the runner went away
-        # The function's environment, for this invocation: the runner turns metrics on, as its
-        # bridge does for in-process calls, because EMF is how metrics leave the function.
-        os.environ.update(request["environment"])
-        os.environ[POWERTOOLS_METRICS_DISABLED] = "false"
-        context = LocalLambdaContext(**request["context"])
-        started = time.monotonic()
-        reply: dict[str, Any] = {}
-        with captured_stdout() as buffer:
-            try:
-                reply["response"] = handler(request["event"], context)
-            except Exception as error:
-                reply["error"] = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
-        reply["stdout"] = buffer.getvalue()
-        reply["duration_ms"] = (time.monotonic() - started) * 1000
-        connection.send(reply)
-
-
 class ExecutionEnvironment:
     """One warm process serving one function's invocations, one at a time."""
 
@@ -134,32 +91,47 @@ class ExecutionEnvironment:
         self.function_name = function_name
         self.handler_path = handler_path
         self.preload = tuple(preload)
-        self._process: Any = None
-        self._connection: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: Connection | None = None
+        self._writer: Connection | None = None
         #: Processes started so far (1 + every replacement after a timeout or a crash).
         self.starts = 0
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and self._process.poll() is None
 
     def _start(self) -> None:
-        parent, child = _CONTEXT.Pipe()
-        process = _CONTEXT.Process(
-            target=_serve,
-            args=(child, self.handler_path, self.preload),
-            name=f"lambda-{self.function_name}",
-            daemon=True,
-        )
-        process.start()
-        child.close()
-        self._process, self._connection = process, parent
+        child_read, parent_write = os.pipe()
+        parent_read, child_write = os.pipe()
+        command = [
+            sys.executable,
+            "-m",
+            RUNTIME_MODULE,
+            str(child_read),
+            str(child_write),
+            self.handler_path,
+            *self.preload,
+        ]
+        try:
+            self._process = subprocess.Popen(
+                command, pass_fds=(child_read, child_write), env=_runtime_environment()
+            )
+        except OSError:
+            os.close(parent_read)
+            os.close(parent_write)
+            raise
+        finally:
+            os.close(child_read)
+            os.close(child_write)
+        self._reader = Connection(parent_read, writable=False)
+        self._writer = Connection(parent_write, readable=False)
         self.starts += 1
-        if not parent.poll(INIT_TIMEOUT_SECONDS):
+        if not self._reader.poll(INIT_TIMEOUT_SECONDS):
             self.discard()
             raise InvocationError(f"{self.function_name}: init did not finish")
         try:
-            parent.recv()
+            self._reader.recv()
         except (EOFError, OSError) as error:
             self.discard()
             raise InvocationError(f"{self.function_name}: runtime exited during init") from error
@@ -171,12 +143,14 @@ class ExecutionEnvironment:
         if not self.alive:
             self.discard()
             self._start()
-        assert self._connection is not None
+        assert self._reader is not None and self._writer is not None
         started = time.monotonic()
-        self._connection.send(
-            {"event": event, "context": asdict(context), "environment": environment}
-        )
-        if not self._connection.poll(context.timeout_seconds + TIMEOUT_GRACE_SECONDS):
+        # A process that is gone fails the send too: the read below says how it ended.
+        with contextlib.suppress(OSError):
+            self._writer.send(
+                {"event": event, "context": asdict(context), "environment": environment}
+            )
+        if not self._reader.poll(context.timeout_seconds + TIMEOUT_GRACE_SECONDS):
             # Lambda stops the invocation at its timeout and replaces the sandbox.
             self.discard()
             return InvocationResult(
@@ -186,12 +160,12 @@ class ExecutionEnvironment:
                 duration_ms=(time.monotonic() - started) * 1000,
             )
         try:
-            reply = self._connection.recv()
+            reply = self._reader.recv()
         except (EOFError, OSError):
             exit_code = None
             if self._process is not None:
-                self._process.join(timeout=5)  # the exit status is known once it is reaped
-                exit_code = self._process.exitcode
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    exit_code = self._process.wait(timeout=5)
             self.discard()
             return InvocationResult(
                 error=InvocationError(f"Runtime exited with error: exit status {exit_code}"),
@@ -207,14 +181,27 @@ class ExecutionEnvironment:
 
     def discard(self) -> None:
         """Kill the process (if any); the next invocation starts a new one."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
         if self._process is not None:
-            if self._process.is_alive():
+            if self._process.poll() is None:
                 self._process.kill()
-            self._process.join(timeout=5)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                log.warning("%s: an execution environment did not exit", self.function_name)
             self._process = None
+
+
+def _runtime_environment() -> dict[str, str]:
+    """The runner's environment, with its import path: the handlers and the preload hooks
+    import from wherever the runner does (functions/, the repository, the venv)."""
+    environment = dict(os.environ)
+    path = [os.path.abspath(entry) if entry else os.getcwd() for entry in sys.path]
+    environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    return environment
 
 
 class EnvironmentPool:

@@ -38,26 +38,8 @@ the second plan cannot place, or a second AssociateFaces refuses again, is REJEC
 USER_FACE_LIMIT. Every refused face is deleted: none stays in the collection without a user.
 
 A message for a FAILED photo (redriven from the association DLQ once the cause is fixed, or
-any later copy) is not skipped: the photo gets another way to a real outcome. Where its face is
-now decides (ListFaces), not the FAILED reason:
-
-- held by this user, and the face the ledger records for the photo: the face was associated
-  (FAILED "face associated, activation not started", an INDEXED photo whose AssociateFaces did
-  succeed, or the reconciler's DLQ verdict on an ASSOCIATED photo), so it is not indexed
-  again. The photo goes back to ASSOCIATED (``PhotosResumed``) and this batch starts its
-  activation, which settles it ACTIVE (or FAILED ACTIVATION_*), as the reconciler does for a
-  stuck ASSOCIATED photo. Except when the reason is ACTIVATION_TIMEOUT or ACTIVATION_ERROR: an
-  activation did run for it, and the reconciler re-checks exactly those (ACTIVE once
-  SearchUsers shows the user ACTIVE), so the message leaves the photo to it;
-- anything else (face gone, held by nobody, held by another user, or not recorded): the photo
-  is sent back through the index stage. An unowned face is deleted first (no orphan;
-  DeleteFaces is idempotent), then an S3 ObjectCreated notification for the photo's object
-  (bucket, key, version, ETag and upload time from the ledger) goes to the upload queue
-  (``PhotosRequeued``). The index stage replaces a FAILED photo: it claims the content again,
-  indexes it (IndexFaces dedups by ExternalImageId), records INDEXED and sends a fresh
-  association message, so the photo ends ACTIVE or REJECTED the normal way. Two copies of the
-  message send two notifications; the index stage's conditional writes make the second a
-  replay.
+any later copy) is not skipped: the photo gets another way to a real outcome, resumed or sent
+back through the index stage by where its face is now (failed_photos.py has the rule).
 
 A message whose face is not the one its ledger photo records (the photo was indexed again
 since and got a new face) is stale: skipped, its face deleted unless someone holds it. The
@@ -79,9 +61,10 @@ from . import capacity, keys
 from . import rekognition as rk
 from .activation import activation_exists, start_activation, upload_lag_seconds
 from .backoff import ConflictBackoff
+from .failed_photos import FailedPhotos
 from .keys import activation_execution_name
 from .ledger import Ledger, PhotoStatus, UserStatus
-from .messages import AssociationMessage, s3_notification
+from .messages import AssociationMessage
 from .observability import count, count_by_reason, logger
 from .photo_policy import Reason
 from .settings import Settings
@@ -96,9 +79,6 @@ _DELETE_FACE_REASONS = frozenset(
     }
 )
 _LIVE_PHOTO = frozenset({PhotoStatus.ASSOCIATED, PhotoStatus.ACTIVE})
-# FAILED reasons the activation state machine writes: an activation ran; the reconciler
-# re-checks these photos (reconciler.py, failed activations), so they are not resumed here.
-_ACTIVATION_FAILURES = frozenset({Reason.ACTIVATION_TIMEOUT, Reason.ACTIVATION_ERROR})
 
 
 @dataclass
@@ -284,97 +264,14 @@ class AssociateStage:
         if leftovers:
             self._delete_faces(leftovers)
         if failed:
-            in_flight += self._retry_failed(outcome, user_id, failed)
+            retried = FailedPhotos(self.settings, self.rekognition, self.ledger, self.sqs).retry(
+                user_id, failed, self._delete_faces
+            )
+            outcome.resumed += [m.photo_id for m in retried.resumed]
+            outcome.requeued += retried.requeued
+            outcome.skipped += retried.skipped
+            in_flight += retried.resumed
         return pending, in_flight
-
-    def _retry_failed(
-        self,
-        outcome: UserOutcome,
-        user_id: str,
-        failed: list[tuple[AssociationMessage, dict[str, Any]]],
-    ) -> list[AssociationMessage]:
-        """Give FAILED photos another way to an outcome; return those resumed as ASSOCIATED.
-
-        The rule (by where the face is now) is in the module docstring.
-        """
-        stored = rk.faces_by_id(
-            self.rekognition, self.settings.collection_id, [m.face_id for m, _ in failed]
-        )
-        resumed: list[AssociationMessage] = []
-        requeue: list[tuple[AssociationMessage, dict[str, Any]]] = []
-        unowned: list[str] = []
-        for message, photo in failed:
-            face = stored.get(message.face_id)
-            owner = (face or {}).get("UserId")
-            if owner != user_id or photo.get("face_id") != message.face_id:
-                # Not this user's face (or one the ledger does not record: the index stage,
-                # given the photo again, finds out which face it has).
-                if face is not None and not owner:
-                    unowned.append(message.face_id)
-                requeue.append((message, photo))
-            elif photo.get("reason") in _ACTIVATION_FAILURES:
-                # An activation ran for it and failed: the reconciler re-checks the user.
-                outcome.skipped.append(message.photo_id)
-            elif self.ledger.transition_photo(
-                user_id,
-                message.photo_id,
-                PhotoStatus.ASSOCIATED,
-                from_statuses={PhotoStatus.FAILED},
-                face_id=message.face_id,
-            ):
-                resumed.append(message)
-                outcome.resumed.append(message.photo_id)
-            else:
-                # Moved meanwhile (a concurrent copy of this message resumed it first).
-                outcome.skipped.append(message.photo_id)
-        if resumed:
-            count("PhotosResumed", len(resumed))
-            logger.info(
-                "failed photos whose face the user holds resumed: their activation starts",
-                extra={"photo_ids": [m.photo_id for m in resumed]},
-            )
-        if unowned:
-            # Before the photo is indexed again: its new face must not meet an orphan.
-            self._delete_faces(unowned)
-        for message, photo in requeue:
-            if self._requeue(message, photo):
-                outcome.requeued.append(message.photo_id)
-            else:
-                outcome.skipped.append(message.photo_id)
-        return resumed
-
-    def _requeue(self, message: AssociationMessage, photo: dict[str, Any]) -> bool:
-        """Send the FAILED photo's object to the index stage as S3 would announce it."""
-        bucket = str(photo.get("bucket") or message.bucket)
-        key = str(photo.get("key") or message.key)
-        version_id = photo.get("version_id") or None
-        if keys.photo_id(bucket, key, version_id) != message.photo_id:
-            # The index stage would record another photo: nothing to send back.
-            logger.error(
-                "failed photo cannot be sent back to indexing: its ledger item does not name "
-                "its object",
-                extra={"photo_id": message.photo_id, "object_key": key},
-            )
-            return False
-        body = s3_notification(
-            bucket,
-            key,
-            version_id=version_id,
-            etag=photo.get("etag") or None,
-            size=photo.get("size") if isinstance(photo.get("size"), int) else None,
-            event_time=photo.get("uploaded_at") or None,
-        )
-        self.sqs.send_message(QueueUrl=self.settings.upload_queue_url, MessageBody=body)
-        count("PhotosRequeued")
-        logger.info(
-            "failed photo sent back to the index stage",
-            extra={
-                "photo_id": message.photo_id,
-                "object_key": key,
-                "reason": photo.get("reason"),
-            },
-        )
-        return True
 
     def _locate(
         self,

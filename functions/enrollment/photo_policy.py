@@ -109,6 +109,9 @@ FAILURE_REASONS = frozenset(
         Reason.ACTIVATION_ERROR,
     }
 )
+# FAILED reasons the activation state machine writes: an activation ran for the photo and gave
+# up; the reconciler re-checks these photos' users (reconciler.py, failed activations).
+ACTIVATION_FAILURE_REASONS = frozenset({Reason.ACTIVATION_TIMEOUT, Reason.ACTIVATION_ERROR})
 
 
 def is_final(reason: str | None) -> bool:

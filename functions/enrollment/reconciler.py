@@ -68,7 +68,7 @@ from .activation import activation_input, upload_lag_seconds
 from .ledger import Ledger, PhotoRef, PhotoStatus, UserStatus
 from .messages import AssociationMessage, MessageError, parse_s3_notification
 from .observability import count, logger
-from .photo_policy import Reason
+from .photo_policy import ACTIVATION_FAILURE_REASONS, Reason
 from .settings import Settings
 
 # The reconciler's own ledger items (orphan first-seen markers) live in one partition that no
@@ -84,7 +84,6 @@ RECONCILE_EXECUTION_PREFIX = "rec-"
 SQS_MAX_MESSAGES_PER_RECEIVE = 10
 # SearchUsers' MaxUsers when checking a user's status (as the activation state machine asks).
 STATUS_CHECK_MAX_USERS = 10
-_ACTIVATION_FAILURES = frozenset({Reason.ACTIVATION_TIMEOUT, Reason.ACTIVATION_ERROR})
 _LIVE_PHOTO = frozenset({PhotoStatus.INDEXED, PhotoStatus.ASSOCIATED, PhotoStatus.ACTIVE})
 _STUCK = frozenset({PhotoStatus.INDEXED, PhotoStatus.ASSOCIATED})
 _GONE_USER = frozenset({UserStatus.ERASING, UserStatus.DELETED})
@@ -351,7 +350,7 @@ class Reconciler:
                     view.stuck.append(item)
                 if (
                     status == PhotoStatus.FAILED
-                    and item.get("reason") in _ACTIVATION_FAILURES
+                    and item.get("reason") in ACTIVATION_FAILURE_REASONS
                     and item.get("user_id")
                 ):
                     view.activation_failed_photos[str(item["user_id"])].append(item)

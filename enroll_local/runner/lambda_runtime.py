@@ -50,6 +50,10 @@ def serve(
     for hook in preload:
         load(hook)()
     handler = load(handler_path)
+    # The environment the process started with: each invocation sees it plus its function's
+    # variables, and nothing a previous invocation's environment had set (a "redeploy" that
+    # drops a variable drops it here too).
+    base_environment = dict(os.environ)
     writer.send({"ready": True})
     while True:
         try:
@@ -58,6 +62,8 @@ def serve(
             return  # the runner went away
         # The function's environment, for this invocation: metrics on, as the runner's bridge
         # turns them on for in-process calls, because EMF is how metrics leave the function.
+        os.environ.clear()
+        os.environ.update(base_environment)
         os.environ.update(request["environment"])
         os.environ[POWERTOOLS_METRICS_DISABLED] = "false"
         context = LocalLambdaContext(**request["context"])

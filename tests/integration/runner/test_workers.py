@@ -66,6 +66,15 @@ def test_a_warm_environment_serves_invocations_with_the_functions_environment(
     assert env.starts == 1
 
 
+def test_each_invocation_sees_only_its_own_functions_environment(environment: Any) -> None:
+    env = environment("echo")
+    first = env.invoke({}, context(), {"SETTING": "a"})
+    # A "redeploy" without the variable: the warm process must not keep the old value
+    second = env.invoke({}, context(), {})
+    assert (first.response["setting"], second.response["setting"]) == ("a", None)
+    assert first.response["pid"] == second.response["pid"]
+
+
 def test_a_handler_error_fails_the_invocation_and_keeps_the_environment(
     environment: Any,
 ) -> None:

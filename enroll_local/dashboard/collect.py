@@ -63,11 +63,8 @@ NO_LOCAL_SOURCE = {
         "carry it."
     ),
     "lambda_throttles": (
-        "The local runner never throttles: it runs one invocation at a time, with no "
-        "concurrency limit to hit."
-    ),
-    "lambda_concurrency": (
-        "The local runner runs one invocation at a time, so there is no concurrency to show."
+        "The local runner never throttles: each event source's pollers invoke at most its "
+        "concurrency at once, so no function reaches a concurrency limit."
     ),
     "rekognition_throttled": "The Rekognition emulator publishes no AWS/Rekognition metrics.",
     "rekognition_server_errors": "The Rekognition emulator publishes no AWS/Rekognition metrics.",

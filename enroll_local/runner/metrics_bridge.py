@@ -341,15 +341,29 @@ class MetricsBridge:
             else:
                 os.environ[POWERTOOLS_METRICS_DISABLED] = previous
             duration_ms = (time.monotonic() - started) * 1000
-            self.record(function_name, buffer.getvalue(), duration_ms, failed)
+            # In-process calls are serialised (the caller holds the invoke lock): one at a time.
+            self.record(function_name, buffer.getvalue(), duration_ms, failed, concurrent=1)
 
-    def record(self, function_name: str, stdout: str, duration_ms: float, failed: bool) -> None:
+    def record(
+        self,
+        function_name: str,
+        stdout: str,
+        duration_ms: float,
+        failed: bool,
+        *,
+        concurrent: int | None = None,
+    ) -> None:
         """Publish what one invocation printed (its EMF lines) and what Lambda publishes about
-        it; pass the rest of its output on. For invocations run elsewhere (workers.py)."""
+        it; pass the rest of its output on. For invocations run elsewhere (workers.py).
+
+        ``concurrent``: the function's invocations running when this one started, itself
+        included (Lambda's ConcurrentExecutions, read with the Maximum statistic)."""
         points, rest, documents = _split(stdout)
         self.stats.documents += documents
         if self._lambda_metrics:
-            points.extend(lambda_invocation_points(function_name, duration_ms, failed))
+            points.extend(
+                lambda_invocation_points(function_name, duration_ms, failed, concurrent=concurrent)
+            )
         self.publish(points)
         if rest:
             out = self._passthrough or sys.stdout
@@ -358,16 +372,29 @@ class MetricsBridge:
 
 
 def lambda_invocation_points(
-    function_name: str, duration_ms: float, failed: bool, timestamp_ms: int | None = None
+    function_name: str,
+    duration_ms: float,
+    failed: bool,
+    timestamp_ms: int | None = None,
+    *,
+    concurrent: int | None = None,
 ) -> list[MetricPoint]:
-    """The AWS/Lambda points one invocation yields: Invocations, Errors (0 or 1), Duration."""
+    """The AWS/Lambda points one invocation yields: Invocations, Errors (0 or 1), Duration, and
+    ConcurrentExecutions when ``concurrent`` is known."""
     dims = (("FunctionName", function_name),)
     when = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-    return [
+    points = [
         MetricPoint(LAMBDA_NAMESPACE, "Invocations", dims, (1.0,), "Count", when),
         MetricPoint(LAMBDA_NAMESPACE, "Errors", dims, (1.0 if failed else 0.0,), "Count", when),
         MetricPoint(LAMBDA_NAMESPACE, "Duration", dims, (duration_ms,), "Milliseconds", when),
     ]
+    if concurrent is not None:
+        points.append(
+            MetricPoint(
+                LAMBDA_NAMESPACE, "ConcurrentExecutions", dims, (float(concurrent),), "Count", when
+            )
+        )
+    return points
 
 
 def call_handler(

@@ -185,6 +185,8 @@ class QueuePoller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy_count = 0
+        #: Invocations of this function running now (Lambda's ConcurrentExecutions).
+        self._running = 0
         self._state_lock = threading.Lock()
         self.stats = PollerStats()
         #: Every body delivered, in order, when ``record_bodies`` (tests re-send them).
@@ -351,23 +353,31 @@ class QueuePoller:
                 return call_handler(
                     self._metrics_bridge, mapping.function_name, mapping.handler, event, context
                 )
-        outcome = self._environments.invoke(
-            event,
-            ContextSpec(
-                function_name=context.function_name,
-                region=context.region,
-                account_id=context.account_id,
-                timeout_seconds=context.timeout_seconds,
-                aws_request_id=context.aws_request_id,
-            ),
-            mapping.environment,
-        )
+        with self._state_lock:
+            self._running += 1
+            concurrent = self._running
+        try:
+            outcome = self._environments.invoke(
+                event,
+                ContextSpec(
+                    function_name=context.function_name,
+                    region=context.region,
+                    account_id=context.account_id,
+                    timeout_seconds=context.timeout_seconds,
+                    aws_request_id=context.aws_request_id,
+                ),
+                mapping.environment,
+            )
+        finally:
+            with self._state_lock:
+                self._running -= 1
         if self._metrics_bridge is not None:
             self._metrics_bridge.record(
                 mapping.function_name,
                 outcome.stdout,
                 outcome.duration_ms,
                 outcome.error is not None,
+                concurrent=concurrent,
             )
         elif outcome.stdout:
             print(outcome.stdout, end="", flush=True)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 
 from enroll_local.runner.ledger_report import read_ledger
@@ -24,6 +26,28 @@ SETTLED_FACES = 98
 RACING_BATCHES = 2
 PHOTOS_PER_BATCH = 5
 CAP = 100
+
+
+def _max_concurrent_executions(stack: Any, function_name: str) -> float:
+    """AWS/Lambda ConcurrentExecutions (Maximum) over the last hour, as the dashboard reads it."""
+    cloudwatch = boto3.client(
+        "cloudwatch",
+        endpoint_url=stack.endpoints.endpoint_url,
+        region_name=stack.endpoints.region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="ConcurrentExecutions",
+        Dimensions=[{"Name": "FunctionName", "Value": function_name}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return max(float(p["Maximum"]) for p in points)
 
 
 def _queue_visible(stack: Any, url: str) -> int:
@@ -69,6 +93,8 @@ def test_two_batches_for_one_user_cross_the_cap_together(scenario: Any, policy: 
         stack.config = config
     arrivals = run.state / "rendezvous-arrivals"
     assert len(list(arrivals.iterdir())) >= RACING_BATCHES, "the two batches did not race"
+    # ... which the dashboard's metric shows too: two associate functions ran at once
+    assert _max_concurrent_executions(stack, stack.config.associate_service_name) == RACING_BATCHES
 
     # Then the user holds exactly 100 faces and every other photo was refused with a reason
     faces = stack.clients.rekognition.list_faces(

@@ -106,6 +106,8 @@ def test_dashboard_figures_equal_the_ledger(
     errors = {s.label: sum(s.values) for s in figures.panel("lambda_errors").series}
     assert errors.get("index") == 0 and errors.get("associate") == 0
     assert {s.label for s in figures.panel("lambda_duration").series} >= {"index", "associate"}
+    concurrency = {s.label: max(s.values) for s in figures.panel("lambda_concurrency").series}
+    assert concurrency["index"] >= 1 and concurrency["associate"] >= 1
     assert set(figures.panel("upload_to_active").bars) == {"p50", "p90", "p99"}
 
 

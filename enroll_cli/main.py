@@ -404,7 +404,6 @@ def local_reconciler(
     import boto3
 
     from enroll_local.runner.stack import LOCAL_CREDENTIALS
-    from enrollment.ledger import Ledger
     from enrollment.reconciler import Reconciler
     from enrollment.settings import Settings
     from infra.config import PipelineConfig
@@ -435,15 +434,7 @@ def local_reconciler(
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
-    dynamodb = client("dynamodb")
-    return Reconciler(
-        settings=settings,
-        rekognition=client("rekognition"),
-        ledger=Ledger(dynamodb, settings.ledger_table),
-        dynamodb=dynamodb,
-        sqs=client("sqs"),
-        sfn=client("stepfunctions"),
-    )
+    return Reconciler.build(settings, client)
 
 
 def render_reconcile_report(report: dict[str, Any]) -> str:

@@ -453,28 +453,19 @@ class Ledger:
         call) only moves forward. False when a later count was already there.
         """
         counted_at = time.time_ns() // 1000 if counted_at is None else counted_at
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
-                UpdateExpression="SET face_count = :count, face_count_counted_at = :at",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND NOT (#status IN (:deleted, :erasing)) AND "
-                    "(attribute_not_exists(face_count_counted_at) OR face_count_counted_at < :at)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":count": {"N": str(face_count)},
-                    ":at": {"N": str(counted_at)},
-                    ":deleted": {"S": UserStatus.DELETED},
-                    ":erasing": {"S": UserStatus.ERASING},
-                },
-            )
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise
-        return True
+        return self._update_user_if(
+            user_id,
+            "SET face_count = :count, face_count_counted_at = :at",
+            "attribute_exists(pk) AND NOT (#status IN (:deleted, :erasing)) AND "
+            "(attribute_not_exists(face_count_counted_at) OR face_count_counted_at < :at)",
+            {"#status": "status"},
+            {
+                ":count": {"N": str(face_count)},
+                ":at": {"N": str(counted_at)},
+                ":deleted": {"S": UserStatus.DELETED},
+                ":erasing": {"S": UserStatus.ERASING},
+            },
+        )
 
     # The user item remembers that its Rekognition user exists (``rekognition_user_created_at``),
     # so a batch for a known user skips CreateUser (5 TPS per account). The mark belongs to one
@@ -487,27 +478,18 @@ class Ledger:
         Conditional on the item's ``created_at`` (the same incarnation) and on no erasure having
         started meanwhile; False (nothing written) otherwise.
         """
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
-                UpdateExpression="SET rekognition_user_created_at = :now",
-                ConditionExpression=(
-                    "created_at = :created AND NOT (#status IN (:deleted, :erasing))"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":now": {"S": self._now()},
-                    ":created": {"S": user_created_at},
-                    ":deleted": {"S": UserStatus.DELETED},
-                    ":erasing": {"S": UserStatus.ERASING},
-                },
-            )
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise
-        return True
+        return self._update_user_if(
+            user_id,
+            "SET rekognition_user_created_at = :now",
+            "created_at = :created AND NOT (#status IN (:deleted, :erasing))",
+            {"#status": "status"},
+            {
+                ":now": {"S": self._now()},
+                ":created": {"S": user_created_at},
+                ":deleted": {"S": UserStatus.DELETED},
+                ":erasing": {"S": UserStatus.ERASING},
+            },
+        )
 
     def forget_rekognition_user(self, user_id: str) -> None:
         """The Rekognition user is gone (erased, or deleted behind our back): drop the mark so
@@ -610,7 +592,7 @@ class Ledger:
                 names[f"#c{i}"] = name
                 values[f":c{i}"] = {"N": str(amount)}
                 sets.append(f"erasure.receipt.#c{i} = erasure.receipt.#c{i} + :c{i}")
-        return self._update_tombstone(
+        return self._update_user_if(
             user_id,
             "SET " + ", ".join(sets),
             "erasure.requested_at = :req AND #status <> :deleted",
@@ -638,7 +620,7 @@ class Ledger:
             ["reason", "activated_at", "activation_seconds"]
             + [f"erasure.#d{i}" for i in range(len(drop))]
         )
-        return self._update_tombstone(
+        return self._update_user_if(
             user_id,
             "SET #status = :deleted, updated_at = :done, face_count = :zero, "
             "erasure.step = :step, erasure.completed_at = :done, "
@@ -693,7 +675,7 @@ class Ledger:
         )
         return bool(response.get("Attributes"))
 
-    def _update_tombstone(
+    def _update_user_if(
         self,
         user_id: str,
         expression: str,
@@ -701,6 +683,8 @@ class Ledger:
         names: dict[str, str],
         values: dict[str, Any],
     ) -> bool:
+        """A conditional update of the user item; False (nothing written) when the condition
+        does not hold."""
         try:
             self._ddb.update_item(
                 TableName=self._table,

@@ -201,6 +201,32 @@ class Reconciler:
     dynamodb: Any  # the ledger's table, for the Scan and the reconciler's own items
     sqs: Any
     sfn: Any
+
+    #: What a run reads besides the collection: the ledger, both DLQs, where it re-sends
+    #: association messages and which state machine it starts.
+    REQUIRED_SETTINGS = (
+        "ledger_table",
+        "association_queue_url",
+        "activation_state_machine_arn",
+        "upload_dlq_url",
+        "association_dlq_url",
+    )
+
+    @classmethod
+    def build(cls, settings: Settings, client: Callable[[str], Any]) -> Reconciler:
+        """The reconciler for ``settings``, with ``client(service)`` making each boto3 client
+        (the function's shared ones, or the CLI's pointed at a stack)."""
+        settings.require(*cls.REQUIRED_SETTINGS)
+        dynamodb = client("dynamodb")
+        return cls(
+            settings=settings,
+            rekognition=client("rekognition"),
+            ledger=Ledger(dynamodb, settings.ledger_table),
+            dynamodb=dynamodb,
+            sqs=client("sqs"),
+            sfn=client("stepfunctions"),
+        )
+
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def run(self, now: datetime | None = None) -> ReconcileReport:

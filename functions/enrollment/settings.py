@@ -51,38 +51,6 @@ DEFAULT_RECONCILE_MAX_REPAIRS = 100
 RECONCILE_MAX_REPAIRS_LIMIT = 10_000
 
 
-# Every variable Settings.from_env reads (plus where clients point): a change means new settings.
-ENVIRONMENT_VARIABLES = (
-    "BUCKET_NAME",
-    "ENROLL_PREFIX",
-    "COLLECTION_ID",
-    "LEDGER_TABLE",
-    "ASSOCIATION_QUEUE_URL",
-    "UPLOAD_QUEUE_URL",
-    "ACTIVATION_STATE_MACHINE_ARN",
-    "MAX_FACES_PER_USER",
-    "FACE_CAP_POLICY",
-    "MULTI_FACE_POLICY",
-    "QUALITY_FILTER",
-    "INDEX_MAX_FACES",
-    "USER_MATCH_THRESHOLD",
-    "ASSOCIATE_MAX_FACE_IDS",
-    "ACTIVATION_WAIT_SCHEDULE",
-    "MAX_RECEIVE_COUNT",
-    "ERASURE_QUEUE_URL",
-    "SEARCH_MATCH_THRESHOLD",
-    "SEARCH_MAX_USERS",
-    "UPLOAD_DLQ_URL",
-    "ASSOCIATION_DLQ_URL",
-    "RECONCILE_STUCK_AFTER_S",
-    "RECONCILE_ORPHAN_GRACE_S",
-    "RECONCILE_MAX_REPAIRS",
-    "POWERTOOLS_METRICS_NAMESPACE",
-    "AWS_ENDPOINT_URL",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-)
-
 # The variables that tune behaviour (each has a default here), as opposed to the resources a
 # function ``require``s and the endpoints. Left empty, a function silently takes the default, so
 # a deployment must set every one of them (PipelineConfig checks that it does).
@@ -104,6 +72,25 @@ SETTING_VARIABLES = (
     "RECONCILE_ORPHAN_GRACE_S",
     "RECONCILE_MAX_REPAIRS",
     "POWERTOOLS_METRICS_NAMESPACE",
+)
+# The resources a function ``require``s (names, URLs, ARNs the stack fills in).
+RESOURCE_VARIABLES = (
+    "BUCKET_NAME",
+    "LEDGER_TABLE",
+    "ASSOCIATION_QUEUE_URL",
+    "UPLOAD_QUEUE_URL",
+    "ACTIVATION_STATE_MACHINE_ARN",
+    "ERASURE_QUEUE_URL",
+    "UPLOAD_DLQ_URL",
+    "ASSOCIATION_DLQ_URL",
+)
+# Every variable Settings.from_env reads (plus where clients point): a change means new settings.
+ENVIRONMENT_VARIABLES = (
+    *RESOURCE_VARIABLES,
+    *SETTING_VARIABLES,
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
 )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from enrollment.clients import client
-from enrollment.ledger import Ledger
 from enrollment.observability import bind_service, logger, metrics, tracer
 from enrollment.reconciler import Reconciler
 from enrollment.settings import Settings, environment_fingerprint
@@ -25,23 +24,7 @@ def reconciler() -> Reconciler:
 
 @cache
 def _reconciler(_: tuple[str, ...]) -> Reconciler:
-    settings = Settings.from_env()
-    settings.require(
-        "ledger_table",
-        "association_queue_url",
-        "activation_state_machine_arn",
-        "upload_dlq_url",
-        "association_dlq_url",
-    )
-    dynamodb = client("dynamodb")
-    return Reconciler(
-        settings=settings,
-        rekognition=client("rekognition"),
-        ledger=Ledger(dynamodb, settings.ledger_table),
-        dynamodb=dynamodb,
-        sqs=client("sqs"),
-        sfn=client("stepfunctions"),
-    )
+    return Reconciler.build(Settings.from_env(), client)
 
 
 @logger.inject_lambda_context(clear_state=True)

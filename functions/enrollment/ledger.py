@@ -143,7 +143,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values -> a DynamoDB item (None values left out, floats as rounded Decimals)."""
     return {k: _serializer.serialize(_ddb_value(v)) for k, v in values.items() if v is not None}
 
 
@@ -154,7 +155,8 @@ def _ddb_value(value: Any) -> Any:
     return value
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item -> plain values (numbers as int or float)."""
     out: dict[str, Any] = {}
     for k, v in item.items():
         value = _deserializer.deserialize(v)
@@ -229,7 +231,7 @@ class Ledger:
             extra["ExpressionAttributeValues"] = values
         try:
             self._ddb.put_item(
-                TableName=self._table, Item=_to_item(item), ConditionExpression=condition, **extra
+                TableName=self._table, Item=to_item(item), ConditionExpression=condition, **extra
             )
         except ClientError as error:
             if _is_condition_failure(error):
@@ -275,7 +277,7 @@ class Ledger:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key=_to_item({"pk": keys.photo_pk(user_id), "sk": keys.photo_sk(photo_id)}),
+                Key=to_item({"pk": keys.photo_pk(user_id), "sk": keys.photo_sk(photo_id)}),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -338,7 +340,7 @@ class Ledger:
             try:
                 self._ddb.put_item(
                     TableName=self._table,
-                    Item=_to_item(claim),
+                    Item=to_item(claim),
                     ConditionExpression=condition,
                     ExpressionAttributeValues=values,
                 )
@@ -374,16 +376,16 @@ class Ledger:
             "Limit": limit + 1,
         }
         if exclusive_start:
-            kwargs["ExclusiveStartKey"] = _to_item(exclusive_start)
+            kwargs["ExclusiveStartKey"] = to_item(exclusive_start)
         page = self._ddb.query(**kwargs)
-        items = [_from_item(i) for i in page.get("Items", [])]
+        items = [from_item(i) for i in page.get("Items", [])]
         if len(items) > limit:
             items = items[:limit]
             last = items[-1]
             return items, {k: last[k] for k in ("pk", "sk", "kind", "user_id")}
         # Fewer than asked yet a LastEvaluatedKey: DynamoDB stopped at its 1 MB page size.
         end = page.get("LastEvaluatedKey")
-        return items, (_from_item(end) if end else None)
+        return items, (from_item(end) if end else None)
 
     def ensure_user(self, user_id: str) -> dict[str, Any]:
         """Create the user item (CREATED) unless a live one exists; return the stored item.
@@ -405,7 +407,7 @@ class Ledger:
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item=_to_item(item),
+                Item=to_item(item),
                 ConditionExpression="attribute_not_exists(pk) OR #status = :deleted",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":deleted": {"S": UserStatus.DELETED}},
@@ -426,7 +428,7 @@ class Ledger:
         as observed at ``counted_at``, epoch microseconds; see record_face_count)."""
         self._ddb.update_item(
             TableName=self._table,
-            Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+            Key=to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
             UpdateExpression=(
                 "SET #status = :updating, updated_at = :now "
                 "REMOVE reason, activated_at, activation_seconds"
@@ -501,7 +503,7 @@ class Ledger:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                Key=to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
                 UpdateExpression=(
                     "SET rekognition_user_forgotten_at = :now REMOVE rekognition_user_created_at"
                 ),
@@ -528,7 +530,7 @@ class Ledger:
         try:
             response = self._ddb.update_item(
                 TableName=self._table,
-                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                Key=to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
                 UpdateExpression=(
                     "SET #status = :erasing, #kind = :kind, user_id = :uid, erasure = :erasure, "
                     "updated_at = :now, created_at = if_not_exists(created_at, :now), "
@@ -550,7 +552,7 @@ class Ledger:
             if _is_condition_failure(error):
                 return None
             raise
-        return _from_item(response["Attributes"])
+        return from_item(response["Attributes"])
 
     def update_erasure(
         self,
@@ -647,7 +649,7 @@ class Ledger:
         }
         while True:
             page = self._ddb.query(**kwargs)
-            items.extend(_from_item(i) for i in page.get("Items", []))
+            items.extend(from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return [i for i in items if i.get("sk") != keys.USER_SK]
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -662,7 +664,7 @@ class Ledger:
             Limit=2,  # the user item and one more at most
             ConsistentRead=True,
         )
-        return any(_from_item(i).get("sk") != keys.USER_SK for i in page.get("Items", []))
+        return any(from_item(i).get("sk") != keys.USER_SK for i in page.get("Items", []))
 
     def delete_partition_item(self, user_id: str, sk: str) -> bool:
         """Delete one item of the user's partition (never the user item); True if it existed."""
@@ -670,7 +672,7 @@ class Ledger:
             raise ValueError("the user item is the erasure's tombstone and is never deleted")
         response = self._ddb.delete_item(
             TableName=self._table,
-            Key=_to_item({"pk": keys.user_pk(user_id), "sk": sk}),
+            Key=to_item({"pk": keys.user_pk(user_id), "sk": sk}),
             ReturnValues="ALL_OLD",
         )
         return bool(response.get("Attributes"))
@@ -688,7 +690,7 @@ class Ledger:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                Key=to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -705,11 +707,11 @@ class Ledger:
     def _get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         response = self._ddb.get_item(
             TableName=self._table,
-            Key=_to_item({"pk": pk, "sk": sk}),
+            Key=to_item({"pk": pk, "sk": sk}),
             ConsistentRead=consistent,
         )
         item = response.get("Item")
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
     def _query_prefix(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -721,7 +723,7 @@ class Ledger:
         }
         while True:
             page = self._ddb.query(**kwargs)
-            items.extend(_from_item(i) for i in page.get("Items", []))
+            items.extend(from_item(i) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

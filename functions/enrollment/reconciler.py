@@ -56,16 +56,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from . import keys
 from . import rekognition as rk
 from .activation import activation_input, upload_lag_seconds
-from .ledger import Ledger, PhotoRef, PhotoStatus, UserStatus
+from .ledger import Ledger, PhotoRef, PhotoStatus, UserStatus, from_item, to_item
 from .messages import AssociationMessage, MessageError, parse_s3_notification
 from .observability import count, logger
 from .photo_policy import ACTIVATION_FAILURE_REASONS, Reason
@@ -400,7 +398,7 @@ class Reconciler:
         while True:
             page = self.dynamodb.scan(**kwargs)
             for raw in page.get("Items", []):
-                yield _from_item(raw)
+                yield from_item(raw)
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -614,7 +612,7 @@ class Reconciler:
     def _put_marker(self, face_id: str, now: datetime) -> None:
         self.dynamodb.put_item(
             TableName=self.settings.ledger_table,
-            Item=_to_item(
+            Item=to_item(
                 {
                     "pk": RECONCILER_PK,
                     "sk": ORPHAN_SK_PREFIX + face_id,
@@ -627,7 +625,7 @@ class Reconciler:
     def _delete_marker(self, face_id: str) -> None:
         self.dynamodb.delete_item(
             TableName=self.settings.ledger_table,
-            Key=_to_item({"pk": RECONCILER_PK, "sk": ORPHAN_SK_PREFIX + face_id}),
+            Key=to_item({"pk": RECONCILER_PK, "sk": ORPHAN_SK_PREFIX + face_id}),
         )
 
     # ---- 4. failed activations -------------------------------------------------------------
@@ -692,7 +690,7 @@ class Reconciler:
         try:
             self.dynamodb.update_item(
                 TableName=self.settings.ledger_table,
-                Key=_to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
+                Key=to_item({"pk": keys.user_pk(user_id), "sk": keys.USER_SK}),
                 UpdateExpression="SET #status = :active, activated_at = :now, updated_at = :now "
                 "REMOVE reason",
                 ConditionExpression="attribute_exists(pk) AND #status IN (:failed, :updating, "
@@ -716,24 +714,6 @@ class Reconciler:
 def _cap(report: ReconcileReport, kind: str) -> None:
     if kind not in report.capped:
         report.capped.append(kind)
-
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, raw in item.items():
-        value = _deserializer.deserialize(raw)
-        if isinstance(value, Decimal):
-            value = int(value) if value == value.to_integral_value() else float(value)
-        out[name] = value
-    return out
 
 
 def _iso(moment: datetime) -> str:

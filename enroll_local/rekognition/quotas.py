@@ -33,6 +33,9 @@ DEFAULT_QUOTA_TPS: dict[str, float] = {
 }
 # A bucket holds one second's worth of requests: short bursts pass, sustained excess does not.
 BURST_SECONDS = 1.0
+# ...and never less than one request: a quota scaled under 1 TPS (the load benchmark's
+# --quota-scale) must still pass one call every 1/rate seconds instead of refusing them all.
+MIN_BURST_REQUESTS = 1.0
 
 
 @dataclass
@@ -58,7 +61,7 @@ class TokenBuckets:
         rate = self._tps.get(operation)
         if rate is None or rate <= 0:
             return
-        capacity = rate * BURST_SECONDS
+        capacity = max(MIN_BURST_REQUESTS, rate * BURST_SECONDS)
         key = (account, region, operation)
         tokens, last = self._state.get(key, (capacity, now))
         tokens = min(capacity, tokens + (now - last) * rate)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from enroll_local import moto_speedups
+
 from .moto_plugin import build_emulator, install, uninstall
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ def local_endpoint(
     off in moto). ``MOTO_PORT`` is set for the block because moto's Step Functions reaches the
     services of an ``aws-sdk:*`` task at ``localhost:$MOTO_PORT`` when it runs as a server.
     """
+    moto_speedups.apply()
     previous_sfn = dict(default_user_config.get("stepfunctions", {}))
     previous_port = os.environ.get("MOTO_PORT")
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

@@ -114,6 +114,12 @@ class EmulatorConfig:
     persist_interval_seconds: float = 1.0  # debounce of state saves when data_dir is set
 
 
+#: Operations taking an Image: decoded and run through the face engine before the lock.
+_IMAGE_OPERATIONS = frozenset(
+    {"IndexFaces", "SearchFacesByImage", "SearchUsersByImage", "DetectFaces"}
+)
+
+
 class RekognitionEmulator:
     """An in-memory Rekognition (optionally persisted to ``data_dir``), thread-safe."""
 
@@ -131,6 +137,11 @@ class RekognitionEmulator:
         self.s3_reader = s3_reader
         self.clock = clock
         self._lock = threading.RLock()  # moto's server is threaded; one call at a time
+        self._prepared = threading.local()  # this thread's image, decoded outside the lock
+        #: Seconds the face engine spent detecting and describing faces (all calls, summed):
+        #: ``enroll demo`` compares it with the pipeline's wall time.
+        self.engine_seconds = 0.0
+        self._engine_time_lock = threading.Lock()
         self._collections: dict[tuple[str, str, str], Collection] = {}
         self._tokens = TokenCache()
         self._buckets = TokenBuckets(self.config.quota_tps)
@@ -165,12 +176,43 @@ class RekognitionEmulator:
             replay = self._tokens.replay(account_id, region, operation, params, now)
             if replay is not None:
                 return replay
-            handler = getattr(self, f"_op_{operation}")
-            response: dict[str, Any] = handler(params, _Ctx(account_id, region, now))
-            self._tokens.remember(account_id, region, operation, params, response, now)
-            if operation in _MUTATING and self._store is not None:
-                self._store.changed(self)
-            return response
+            if operation not in _IMAGE_OPERATIONS:
+                return self._run(operation, params, _Ctx(account_id, region, now))
+        # The face model runs outside the lock, so concurrent IndexFaces / searches use every
+        # core (the engine locks its own stateful models); the operation itself then runs under
+        # the lock like any other and meets the prepared image, or the error preparing it
+        # raised, exactly where it reads the image: answers and error precedence are unchanged.
+        self._prepare_image(params.get("Image"))
+        try:
+            with self._lock:
+                return self._run(operation, params, _Ctx(account_id, region, now))
+        finally:
+            self._prepared.__dict__.clear()
+
+    def _run(self, operation: str, params: dict[str, Any], ctx: _Ctx) -> dict[str, Any]:
+        """Run the operation's handler (under the lock), remember its token, save state."""
+        handler = getattr(self, f"_op_{operation}")
+        response: dict[str, Any] = handler(params, ctx)
+        self._tokens.remember(ctx.account, ctx.region, operation, params, response, ctx.now)
+        if operation in _MUTATING and self._store is not None:
+            self._store.changed(self)
+        return response
+
+    def _prepare_image(self, image: Any) -> None:
+        """Decode ``image`` and detect its faces for this thread's call (outside the lock)."""
+        if not isinstance(image, dict):
+            return
+        memo = self._prepared
+        try:
+            decoded = self._image(image)
+        except Exception as error:  # raised again where the operation reads the image
+            memo.image = (image, error)
+            return
+        memo.image = (image, decoded)
+        try:
+            memo.faces = (decoded, self._detect(decoded))
+        except Exception as error:
+            memo.faces = (decoded, error)
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Inject other faults from now on (a burst starts or ends while the stack runs)."""
@@ -200,6 +242,11 @@ class RekognitionEmulator:
         return user
 
     def _image(self, image: dict[str, Any]) -> DecodedImage:
+        prepared = getattr(self._prepared, "image", None)
+        if prepared is not None and prepared[0] is image:
+            if isinstance(prepared[1], BaseException):
+                raise prepared[1]
+            return prepared[1]  # type: ignore[no-any-return]
         has_bytes = image.get("Bytes") is not None
         s3: dict[str, Any] = image.get("S3Object") or {}
         if has_bytes == bool(s3):
@@ -217,7 +264,15 @@ class RekognitionEmulator:
         return decode_image(data, max_bytes=MAX_BYTES_S3)
 
     def _detect(self, image: DecodedImage) -> list[DetectedFace]:
+        prepared = getattr(self._prepared, "faces", None)
+        if prepared is not None and prepared[0] is image:
+            if isinstance(prepared[1], BaseException):
+                raise prepared[1]
+            return list(prepared[1])
+        started = time.perf_counter()
         faces = self.engine.detect(image)
+        with self._engine_time_lock:
+            self.engine_seconds += time.perf_counter() - started
         return sorted(faces, key=lambda f: -f.area)  # engines promise this; do not rely on it
 
     def _face_ids(self, col: Collection, sha256: str, external_id: str | None, index: int):

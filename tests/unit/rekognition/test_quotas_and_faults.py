@@ -86,3 +86,18 @@ def test_conflict_while_user_is_updating(make_emulator, clock):
     clock.advance(1)
     out = em.dispatch("AssociateFaces", {**C, "UserId": "alice", "FaceIds": [second]})
     assert out["AssociatedFaces"] == [{"FaceId": second}]
+
+
+def test_a_quota_under_one_tps_passes_one_call_per_period(make_emulator, clock):
+    # The load benchmark scales quotas down (AssociateFaces 5 TPS x 0.1 = 0.5 TPS): a bucket of
+    # rate x 1 s would hold half a token and refuse every call forever.
+    em = make_emulator(quotas_enabled=True, quota_tps={"ListCollections": 0.5})
+    em.dispatch("ListCollections", {})
+    with pytest.raises(RekognitionError) as refused:
+        em.dispatch("ListCollections", {})
+    assert refused.value.code == "ProvisionedThroughputExceededException"
+    clock.advance(1.9)
+    with pytest.raises(RekognitionError):
+        em.dispatch("ListCollections", {})
+    clock.advance(0.1)  # 2 s = 1 / 0.5 TPS since the first call
+    em.dispatch("ListCollections", {})

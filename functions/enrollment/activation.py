@@ -81,16 +81,17 @@ def start_activation(
     photo_ids: list[str],
     wait_schedule: tuple[int, ...],
     upload_lag_s: int = 0,
+    name: str | None = None,
 ) -> tuple[str, bool]:
     """Start (at most once) the execution for this user and batch of faces.
 
     The name is derived from (user, face ids), so a replayed batch asks for the same execution
     and Step Functions refuses a second one: ExecutionAlreadyExists means it is already done or
-    running. Returns (execution name, started now).
+    running. Returns (execution name, started now). ``name`` overrides the derived name.
     """
     if not face_ids:
         raise ValueError("an activation needs at least one face id")
-    name = activation_execution_name(user_id, face_ids)
+    name = name or activation_execution_name(user_id, face_ids)
     try:
         sfn.start_execution(
             stateMachineArn=state_machine_arn,

@@ -41,6 +41,13 @@ A message for a FAILED photo (redriven from the association DLQ once the cause i
 any later copy) is not skipped: the photo gets another way to a real outcome, resumed or sent
 back through the index stage by where its face is now (failed_photos.py has the rule).
 
+Siblings. A user's burst of photos can be split across batches (two gathered at the same time,
+or one cut at its size). A batch with work for a user also associates the user's other photos
+that are INDEXED in the ledger, so the burst goes out in one AssociateFaces call and one
+activation. Each photo moved to ASSOCIATED records its activation's name; a later message for a
+photo that is ASSOCIATED under a still-running activation is skipped (that execution settles
+it), and otherwise handled like any replay.
+
 A message whose face is not the one its ledger photo records (the photo was indexed again
 since and got a new face) is stale: skipped, its face deleted unless someone holds it. The
 ledger writes made for a message (FAILED on its last delivery, the return to ASSOCIATED) are
@@ -49,6 +56,7 @@ conditional on the photo still recording the message's face.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -59,7 +67,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import capacity, keys
 from . import rekognition as rk
-from .activation import activation_exists, start_activation, upload_lag_seconds
+from .activation import (
+    activation_exists,
+    execution_arn,
+    start_activation,
+    upload_lag_seconds,
+)
 from .backoff import ConflictBackoff
 from .failed_photos import FailedPhotos
 from .keys import activation_execution_name
@@ -107,6 +120,9 @@ class AssociateStage:
     ledger: Ledger
     sfn: Any
     sqs: Any  # sends FAILED photos back to the upload queue (settings.upload_queue_url)
+    #: Associate the user's other INDEXED photos along with the batch's (module docstring,
+    #: "Siblings"). Off only in tests that race two batches of photos indexed before either.
+    gather_siblings: bool = True
 
     def handle_batch(
         self,
@@ -166,6 +182,8 @@ class AssociateStage:
         pending, in_flight = self._triage(outcome, user_id, messages, photos)
         if not pending and not in_flight:
             return outcome
+        if pending and self.gather_siblings:
+            pending += _waiting_siblings(user_id, messages, photos)
 
         # Never resurrects an ERASING user (a DELETED one starts afresh: a new enrollment).
         user = self.ledger.ensure_user(user_id)
@@ -176,6 +194,11 @@ class AssociateStage:
         candidates = self._locate(outcome, user_id, pending, in_flight)
         photo_by_face = {p["face_id"]: p for p in photos.values() if p.get("face_id")}
         current, stale = self._current_faces(user_id, photo_by_face)
+        # A batch racing this one (it took the same waiting siblings) may have associated some
+        # candidates since _locate looked: they are held now, not room to plan for.
+        held = {c.face_id for c in current}
+        in_flight += [m for m in candidates if m.face_id in held]
+        candidates = [m for m in candidates if m.face_id not in held]
         plan = self._apply_capacity(outcome, user_id, current, stale, candidates, photo_by_face)
         by_face = {m.face_id: m for m in candidates}
         outcome.associated.extend(m.face_id for m in in_flight)
@@ -196,12 +219,18 @@ class AssociateStage:
 
         associated = set(outcome.associated)
         ready = [m for m in in_flight if m.face_id in associated]
+        # Each photo records the execution that settles it, so that its own message, arriving
+        # in a later batch while that execution runs, starts no second one (see _triage).
+        execution = (
+            activation_execution_name(user_id, [m.face_id for m in ready]) if ready else None
+        )
         for message in ready:
             self.ledger.transition_photo(
                 user_id,
                 message.photo_id,
                 PhotoStatus.ASSOCIATED,
                 from_statuses={PhotoStatus.INDEXED},
+                activation=execution,
             )
         if not ready:
             return outcome
@@ -237,6 +266,7 @@ class AssociateStage:
         in_flight: list[AssociationMessage] = []
         failed: list[tuple[AssociationMessage, dict[str, Any]]] = []
         leftovers: list[str] = []
+        running: dict[str, bool] = {}  # activation name -> still running (one look per batch)
         for message in {m.face_id: m for m in messages}.values():
             photo = photos.get(message.photo_id)
             status = photo.get("status") if photo else None
@@ -253,6 +283,10 @@ class AssociateStage:
                 outcome.skipped.append(message.photo_id)
             elif status == PhotoStatus.INDEXED:
                 pending.append(message)
+            elif status == PhotoStatus.ASSOCIATED and self._settled_elsewhere(photo, running):
+                # Associated with its siblings by an earlier batch whose activation still runs:
+                # that execution settles the photo (module docstring, "Siblings").
+                outcome.skipped.append(message.photo_id)
             elif status == PhotoStatus.ASSOCIATED:
                 in_flight.append(message)
             elif status == PhotoStatus.FAILED:
@@ -272,6 +306,18 @@ class AssociateStage:
             outcome.skipped += retried.skipped
             in_flight += retried.resumed
         return pending, in_flight
+
+    def _settled_elsewhere(self, photo: dict[str, Any], running: dict[str, bool]) -> bool:
+        """Whether the activation execution the photo records is still running."""
+        name = photo.get("activation")
+        if not name:
+            return False
+        if name not in running:
+            running[name] = (
+                execution_status(self.sfn, self.settings.activation_state_machine_arn, name)
+                == "RUNNING"
+            )
+        return running[name]
 
     def _locate(
         self,
@@ -385,15 +431,15 @@ class AssociateStage:
         s = self.settings
         face_ids = [m.face_id for m in ready]
         outcome.execution = activation_execution_name(user_id, face_ids)
-        if replay and activation_exists(
-            self.sfn, s.activation_state_machine_arn, user_id, face_ids
-        ):
-            # A replay of a batch whose activation already runs or ran: it owns the user's
+        if activation_exists(self.sfn, s.activation_state_machine_arn, user_id, face_ids):
+            # A replay of a batch whose activation already runs or ran, or a batch that took the
+            # same faces as a racing one (waiting siblings): that execution owns the user's
             # status from here (flipping it back to UPDATING could outlive the execution).
             return
         assert outcome.face_count is not None
         self.ledger.mark_user_updating(user_id, outcome.face_count, outcome.counted_at)
-        _, started = start_activation(
+        begin = functools.partial(
+            start_activation,
             self.sfn,
             s.activation_state_machine_arn,
             user_id,
@@ -403,6 +449,17 @@ class AssociateStage:
             # Messages sent before uploaded_at was carried fall back to their indexing time.
             upload_lag_seconds([m.uploaded_at or m.indexed_at for m in ready]),
         )
+        _, started = begin()
+        if not started and (
+            execution_status(self.sfn, s.activation_state_machine_arn, outcome.execution)
+            != "RUNNING"
+        ):
+            # A racing batch with the same faces started this execution between the check above
+            # and the start, and it has ended already: the UPDATING just written would outlive
+            # it. An execution of this batch's own (78 characters, under the 80 allowed)
+            # settles the user's status.
+            outcome.execution = f"{outcome.execution}-{outcome.counted_at or 0:x}"
+            _, started = begin(name=outcome.execution)
         count("ActivationsStarted", int(started))
         logger.info(
             "faces associated; activation started",
@@ -688,6 +745,53 @@ class AssociateStage:
         if written:
             count_by_reason("PhotosFailed", reason)
         return written
+
+
+def _waiting_siblings(
+    user_id: str, messages: list[AssociationMessage], photos: dict[str, dict[str, Any]]
+) -> list[AssociationMessage]:
+    """The user's other photos that are INDEXED (waiting for association) but not in this batch.
+
+    Two batches gathered at the same time (MaximumConcurrency 2) split a user's burst of
+    photos between them; a batch cut at its size splits it too. Associating the waiting
+    siblings with the batch's own faces makes one AssociateFaces call of the whole burst (up
+    to 100 faces) instead of one per batch: fewer calls against the 5 TPS quota, and one
+    activation. Their own messages, when they come, find the photos ASSOCIATED under a running
+    activation and are skipped, or settle them as any replay does.
+    """
+    in_batch = {m.photo_id for m in messages}
+    siblings = []
+    for photo in photos.values():
+        if (
+            photo.get("status") != PhotoStatus.INDEXED
+            or photo.get("photo_id") in in_batch
+            or not photo.get("face_id")
+        ):
+            continue
+        siblings.append(
+            AssociationMessage(
+                user_id=user_id,
+                face_id=str(photo["face_id"]),
+                photo_id=str(photo["photo_id"]),
+                bucket=str(photo.get("bucket") or ""),
+                key=str(photo.get("key") or ""),
+                quality=_num(photo.get("quality")) or 0.0,
+                indexed_at=str(photo.get("indexed_at") or photo.get("updated_at") or ""),
+                uploaded_at=photo.get("uploaded_at"),
+            )
+        )
+    return siblings
+
+
+def execution_status(sfn: Any, state_machine_arn: str, name: str) -> str | None:
+    """The status of the activation execution ``name`` (RUNNING, SUCCEEDED...), None if none."""
+    try:
+        answer = sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return None
+        raise
+    return str(answer.get("status"))
 
 
 def _num(value: Any) -> float | None:

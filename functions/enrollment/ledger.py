@@ -249,11 +249,13 @@ class Ledger:
         reason: str | None = None,
         detail: str | None = None,
         face_id: str | None = None,
+        activation: str | None = None,
     ) -> bool:
         """Move an existing photo to ``status`` if it is in one of ``from_statuses``.
 
         With ``face_id``, only while the photo still records that face: a message about a face
-        the photo no longer has (it was indexed again since) must not move it.
+        the photo no longer has (it was indexed again since) must not move it. ``activation``
+        records the name of the activation execution that will settle the photo.
         Returns False when the photo is missing or in another state (nothing written).
         """
         allowed = sorted(set(from_statuses))
@@ -268,6 +270,9 @@ class Ledger:
             else:
                 values[f":{attr}"] = {"S": value}
                 sets.append(f"{attr} = :{attr}")
+        if activation is not None:
+            values[":activation"] = {"S": activation}
+            sets.append("activation = :activation")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         from_values = ", ".join(f":f{i}" for i in range(len(allowed)))
         condition = f"attribute_exists(pk) AND #status IN ({from_values})"

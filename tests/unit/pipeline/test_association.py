@@ -93,9 +93,50 @@ def test_replay_while_activation_settles_does_not_reopen_the_user(pipeline, phot
 
     outcomes, failures = stage.handle_batch(messages)
 
-    assert failures == {} and outcomes[0].execution is not None
+    # The photo records the running execution that settles it: the replay leaves it to it.
+    (message,) = messages.values()
+    assert failures == {} and outcomes[0].skipped == [message.photo_id]
     assert pipeline.ledger.get_user("alice")["status"] == "ACTIVE"
     assert len(pipeline.executions()) == 1
+
+
+def test_a_split_burst_goes_out_in_one_call_with_its_waiting_siblings(pipeline, photo):
+    messages = _index(
+        pipeline,
+        photo,
+        {f"enroll/alice/{n}.jpg": photo("alice", n) for n in range(1, 5)}
+        | {"enroll/bob/1.jpg": photo("bob", 1)},
+    )
+    alice = sorted((m for m in messages.items() if m[1].user_id == "alice"), key=lambda m: m[1].key)
+    first_batch = dict(alice[:1])  # the other three went to a batch gathered alongside
+    second_batch = dict(alice[1:])
+    stage = pipeline.associate_stage()
+    calls = []
+    real = pipeline.rekognition.associate_faces
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    stage.rekognition = _Wrap(pipeline.rekognition, associate_faces=spy)
+
+    outcomes, failures = stage.handle_batch(first_batch)
+
+    alice_faces = {m.face_id for _, m in alice}
+    assert failures == {} and len(calls) == 1
+    assert set(calls[0]["FaceIds"]) == alice_faces  # the whole burst in one call
+    assert set(outcomes[0].associated) == alice_faces
+    execution = activation_execution_name("alice", sorted(alice_faces))
+    for _, message in alice:
+        photo_item = pipeline.photo("alice", message.key)
+        assert (photo_item["status"], photo_item["activation"]) == ("ASSOCIATED", execution)
+    assert pipeline.photo("bob", "enroll/bob/1.jpg")["status"] == "INDEXED"  # not alice's
+
+    outcomes, failures = stage.handle_batch(second_batch)
+
+    assert failures == {} and len(calls) == 1  # nothing left to ask AssociateFaces
+    assert sorted(outcomes[0].skipped) == sorted(m.photo_id for _, m in alice[1:])
+    assert [e["name"] for e in pipeline.executions()] == [execution]
 
 
 def test_replay_after_a_crash_between_associate_and_ledger_completes_the_work(pipeline, photo):
@@ -628,7 +669,12 @@ def _faces_without_user(pipeline):
 
 def _race(pipeline, stage, first, second_stage, second):
     """Run ``first`` with ``stage``; ``second`` runs whole inside first's first AssociateFaces,
-    after first has planned: both batches plan from the same face count."""
+    after first has planned: both batches plan from the same face count.
+
+    Both batches' photos are indexed before either runs, so each stage would also take the
+    other's photos as waiting siblings; the race of two disjoint plans needs that off (a photo
+    indexed after a plan races it the same way with siblings on)."""
+    stage.gather_siblings = second_stage.gather_siblings = False
     real = pipeline.rekognition.associate_faces
     raced = []
 
@@ -866,3 +912,35 @@ def test_a_user_enrolled_again_after_deletion_gets_create_user_again(pipeline, p
     assert failures == {}
     assert calls.count("CreateUser") == 1
     assert len(pipeline.user_face_ids("alice")) == 1
+
+
+def test_a_batch_that_loses_its_start_to_an_ended_execution_starts_one_of_its_own(pipeline, photo):
+    # A racing batch with the same faces (it took them as waiting siblings) started the same
+    # execution between this batch's existence check and its start, and the execution ended
+    # already: the UPDATING this batch just wrote must not outlive it.
+    messages = _index(pipeline, photo, {"enroll/alice/1.jpg": photo("alice", 1)})
+    (message,) = messages.values()
+    stage = pipeline.associate_stage()
+    real = pipeline.sfn
+    raced = []
+
+    def describe_execution(**kwargs):
+        if not raced:
+            raise _client_error("ExecutionDoesNotExist", "DescribeExecution")
+        return {"status": "SUCCEEDED"}
+
+    def start_execution(**kwargs):
+        if not raced:
+            raced.append(kwargs["name"])
+            raise _client_error("ExecutionAlreadyExists", "StartExecution")
+        return real.start_execution(**kwargs)
+
+    stage.sfn = _Wrap(real, describe_execution=describe_execution, start_execution=start_execution)
+
+    (outcome,), failures = stage.handle_batch(messages)
+
+    shared = activation_execution_name("alice", [message.face_id])
+    assert failures == {} and raced == [shared]
+    assert outcome.execution.startswith(shared + "-") and len(outcome.execution) <= 80
+    assert [e["name"] for e in pipeline.executions()] == [outcome.execution]
+    assert pipeline.ledger.get_user("alice")["status"] == "UPDATING"  # this execution settles it

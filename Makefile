@@ -11,7 +11,7 @@ LAMBDA_DEPS := build/lambda-deps/.bundle-stamp.json
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv demo test check lint types unit integration infra faults bench synth openapi lambda-deps clean
+.PHONY: venv demo test check lint types unit integration infra faults bench bench-load eval synth openapi lambda-deps clean
 
 venv: $(STAMP)
 
@@ -66,6 +66,20 @@ faults: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_engine $(BENCH_ARGS)
 	$(PY) -m tests.benchmarks.calibrate
+
+## The load benchmark (issue #9): 10,000 photos at the scaled Rekognition quota, a backfill and
+## live uploads at once; writes docs/load-benchmark.{json,png} (about 35 minutes on 2 cores).
+LOAD_ARGS ?= --photos 10000 --quota-scale 0.1
+bench-load: $(STAMP)
+	$(VENV)/bin/enroll bench load $(LOAD_ARGS) --json docs/load-benchmark.json --plot docs/load-benchmark.png
+
+## Accuracy on real photos (issue #10): user vectors against face vectors, enrolling 3 photos per
+## identity (`enroll eval --enroll K` for other K; docs/evaluation.md has K = 1, 2, 3, 5).
+EVAL_PHOTOS ?= ../shared/data/faces
+eval: $(STAMP)
+	@test -d $(EVAL_PHOTOS) || { echo "make eval: needs $(EVAL_PHOTOS) (or: make eval EVAL_PHOTOS=DIR)"; exit 2; }
+	mkdir -p .local-data/eval
+	$(VENV)/bin/enroll eval --photos $(EVAL_PHOTOS) --enroll 3 --json .local-data/eval/eval.json --plot .local-data/eval/roc.png
 
 synth: $(STAMP) $(LAMBDA_DEPS)
 	$(PY) app.py

@@ -8,6 +8,10 @@ enroll search IMAGE | --s3-key KEY [--threshold P] [--max-users N]
 enroll verify USER IMAGE | --s3-key KEY [--threshold P]
 enroll dashboard [--out FILE.png] [--since 30m]
 enroll reconcile [--stuck-after S] [--orphan-grace S] [--json]
+enroll cost   --counts FILE.json [--json OUT] [--photos N] [--naive-wait S]
+enroll backfill [--manifest s3://.../manifest.json] [--rate TPS] [--restart] [--stack NAME]
+enroll bench load [--photos N] [--users-max K] [--quota-scale S] [--json FILE] [--plot FILE]
+enroll eval --photos DIR [--distractors DIR] [--enroll K] [--json FILE] [--plot FILE] [--engine E]
 
 The API commands call the local stack's API (its URL from ``--endpoints``, default
 ``.local-data/endpoints.json``) or a deployed one (``--api URL``, signed with SigV4 from the usual
@@ -30,6 +34,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from enroll_cli import backfill as backfill_command
+from enroll_cli import bench as bench_command
+from enroll_cli import cost as cost_command
+from enroll_cli import eval as eval_command
 from enroll_cli.api_client import (
     DEFAULT_ENDPOINTS_PATH,
     DEFAULT_TIMEOUT_SECONDS,
@@ -244,6 +252,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument("--out", type=Path, default=Path("dashboard.png"), help="PNG to write")
     dashboard.add_argument("--since", default="30m", help="time window, e.g. 30m, 2h, 1d")
+    cost_command.add_parser(commands)
+    eval_command.add_parser(commands)
+    backfill_command.add_parser(commands, api_common)
+    bench_command.add_parser(commands)
     return parser
 
 
@@ -401,9 +413,8 @@ def local_reconciler(
     endpoints: Any, *, stuck_after_s: int | None = None, orphan_grace_s: int | None = None
 ) -> Any:
     """A Reconciler on the local stack's endpoint, with the settings its functions get."""
-    import boto3
 
-    from enroll_local.runner.stack import LOCAL_CREDENTIALS
+    from enroll_local.runner.stack import local_client
     from enrollment.reconciler import Reconciler
     from enrollment.settings import Settings
     from infra.config import PipelineConfig
@@ -426,13 +437,7 @@ def local_reconciler(
     settings = Settings.from_env(env)
 
     def client(service: str) -> Any:
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=endpoints.endpoint_url,
-            region_name=endpoints.region,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        return local_client(endpoints, service)
 
     return Reconciler.build(settings, client)
 
@@ -565,6 +570,14 @@ def main(argv: list[str] | None = None) -> int:
         return _run_dashboard(args)
     if args.command == "reconcile":
         return _run_reconcile(args, sys.stdout, sys.stderr)
+    if args.command == "cost":
+        return cost_command.run(args, sys.stdout, sys.stderr)
+    if args.command == "eval":
+        return eval_command.run(args, sys.stdout, sys.stderr)
+    if args.command == "backfill":
+        return backfill_command.run(args, sys.stdout, sys.stderr)
+    if args.command == "bench":
+        return bench_command.run(args, sys.stdout, sys.stderr)
     return run_api_command(args, sys.stdout, sys.stderr)
 
 

@@ -74,6 +74,7 @@ def suppress_known_findings(stack: FaceEnrollmentStack) -> None:
     # The reconciler's role has no wildcard of its own (its resources are the table, the
     # collection, the two DLQs, the association queue and the state machine, each by ARN).
     _acknowledge(stack.reconciler.worker, XRAY_WILDCARD, PINNED_RUNTIME)
+    _acknowledge_backfill(stack)
     handler = stack.node.try_find_child(
         "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
     )
@@ -136,6 +137,42 @@ def _acknowledge_query_api_and_erasure(stack: FaceEnrollmentStack) -> None:
             "GET /health is deliberately open: a liveness check for monitors that answers "
             '{"status": "ok"} from the function alone, reading no user data and calling no AWS '
             "service.",
+        ),
+    )
+
+
+def _acknowledge_backfill(stack: FaceEnrollmentStack) -> None:
+    """The bulk backfill's accepted findings (infra/backfill.py)."""
+    backfill = stack.backfill
+    _acknowledge(backfill.worker, XRAY_WILDCARD, PINNED_RUNTIME)
+    machine = _logical_id(backfill.state_machine)
+    executions = (
+        "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}'
+    )
+    _acknowledge(
+        backfill.state_machine,
+        XRAY_WILDCARD,
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
+            f"<{_logical_id(backfill.inventory)}>/*]",
+            "The map reads whichever inventory manifest and data files the operator names, in "
+            "the stack's own inventory bucket only (GetObject); their keys carry the report's "
+            "date, so they cannot be listed upfront.",
+        ),
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::<{_logical_id(backfill.function)}.Arn>:*]",
+            "lambda:InvokeFunction on the backfill function's versions and aliases (CDK's "
+            "LambdaInvoke grant): one function, nothing else.",
+        ),
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::{executions}:*]",
+            "The distributed map describes and stops its own child executions, named at run "
+            "time (CDK's DistributedMap grant), on this state machine only.",
+        ),
+        (
+            f"{_PACK}AwsSolutions-IAM5[Resource::{executions}/Backfill:*]",
+            "The same for the map run labelled Backfill: its executions are named at run time.",
         ),
     )
 

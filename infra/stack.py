@@ -16,6 +16,7 @@ from constructs import Construct
 from .activation import Activation
 from .api import QueryApi
 from .association import Association
+from .backfill import Backfill
 from .collection import FaceCollection
 from .config import PipelineConfig
 from .dashboard import targets_from_config
@@ -116,6 +117,34 @@ class FaceEnrollmentStack(Stack):
             association_queues=self.association.queues,
             state_machine=self.activation.state_machine,
         )
+        self.backfill = Backfill(
+            self,
+            "Backfill",
+            config=self.config,
+            table=self.ledger.table,
+            photo_bucket=self.ingest.bucket,
+            access_logs=self.ingest.access_logs,
+            upload_queue=self.ingest.queues.queue,
+        )
+        for output_id, description, value in (
+            (
+                "BackfillStateMachineArn",
+                "Backfill over an S3 Inventory manifest: start it with "
+                '{"manifest": {"key": "<manifest.json key in InventoryBucketName>"}}',
+                self.backfill.state_machine.state_machine_arn,
+            ),
+            (
+                "InventoryBucketName",
+                "The photo bucket's daily S3 Inventory (CSV), read by the backfill state machine",
+                self.backfill.inventory.bucket_name,
+            ),
+            (
+                "UploadQueueUrl",
+                "Upload queue (enroll backfill sends the photos already in the bucket here)",
+                self.ingest.queues.queue.queue_url,
+            ),
+        ):
+            CfnOutput(self, output_id, description=description, value=value)
         # Nothing may run against a collection that does not exist yet.
         for dependent in (
             self.activation,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .vectors import VectorIndex, unit
+from .vectors import VectorIndex, unit, user_search_vector
 
 # Order of faces for ListFaces: insertion sequence. Dead entries are compacted away once they
 # are this fraction of the order list, so paging never scans mostly tombstones.
@@ -179,7 +179,7 @@ class Collection:
                 self._publish(user)
 
     def _publish(self, user: UserRecord) -> None:
-        vector = self.mean_vector(user.face_ids)
+        vector = self.search_vector(user.face_ids)
         if vector is None:
             self.user_vectors.remove(user.user_id)
             user.has_vector = False
@@ -188,13 +188,25 @@ class Collection:
             user.has_vector = True
         user.updating_until = None
 
+    def search_vector(self, face_ids: list[str]) -> np.ndarray | None:
+        """The user vector SearchUsers* compare with: the plain mean of these faces' unit
+        descriptors (``vectors.user_search_vector``: a score is then the mean cosine to the
+        user's faces, on the face calibration's scale); None when no face is left."""
+        live = [fid for fid in face_ids if fid in self.face_vectors]
+        if not live:
+            return None
+        return user_search_vector(np.stack([self.face_vectors.get(fid) for fid in live]))
+
     def mean_vector(self, face_ids: list[str]) -> np.ndarray | None:
-        """The user vector of these faces: L2-normalised mean of their unit descriptors.
+        """AssociateFaces' reference for these faces: L2-normalised mean of their descriptors.
 
         Why the mean: it is the standard template fusion for face embeddings (the centroid is
         the point closest on average to every enrolled photo, so one odd photo cannot dominate),
         it does not depend on the order faces arrived in, and it is rebuilt from scratch in
         O(faces) whenever associations change, so no incremental state can drift.
+        Renormalised here, unlike the search vector: the association threshold's pin
+        (calibration.COSINE_AT_ASSOCIATION) was measured as the cosine of a face with the
+        renormalised mean of the user's other faces (docs/face-engine.md).
         """
         live = [fid for fid in face_ids if fid in self.face_vectors]
         if not live:

@@ -30,6 +30,7 @@ from enroll_local.runner.samples import (
     samples_from_dir,
 )
 from enroll_local.runner.stack import LocalSettings, LocalStack
+from enroll_local.runner.timing import run_timing
 
 #: How often the demo reads the ledger while waiting (seconds).
 LEDGER_POLL_SECONDS = 0.5
@@ -194,6 +195,13 @@ def run_demo(options: DemoOptions) -> DemoResult:
         print(users_table(snapshot), file=out)
         print("\nPhotos", file=out)
         print(photos_table(snapshot), file=out)
+        assert stack.emulator is not None
+        uploaded = set(keys)
+        timing = run_timing(
+            [p for p in snapshot.photos if p.get("key") in uploaded],
+            stack.emulator.engine_seconds,
+        )
+        print(f"\nTiming\n{timing.describe()}", file=out)
         if pending:
             print(f"\nTimed out after {options.timeout_seconds:.0f} s; still pending:", file=out)
             for key in pending:

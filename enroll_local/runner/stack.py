@@ -36,6 +36,7 @@ from enroll_local.rekognition.moto_plugin import install, read_s3_object
 from enroll_local.rekognition.server import local_endpoint
 from enroll_local.rekognition.service import EmulatorConfig, RekognitionEmulator
 from enroll_local.runner.api_server import LocalApiServer
+from enroll_local.runner.call_counter import CallCounter, counting_requests, tag_runner_client
 from enroll_local.runner.lambda_context import LocalLambdaContext, function_environment
 from enroll_local.runner.metrics_bridge import MetricsBridge, call_handler
 from enroll_local.runner.pollers import EventSourceMapping, QueuePoller
@@ -145,6 +146,8 @@ class LocalStack:
         self._reconcile_thread: threading.Thread | None = None
         #: Warm execution environments per function, kept across reset() like Lambda's.
         self._pools: dict[tuple[Any, ...], EnvironmentPool] = {}
+        #: Requests the endpoint served since start()/reset() (call_counter.py).
+        self.call_counter: CallCounter | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -165,9 +168,13 @@ class LocalStack:
             url = self._exit.enter_context(
                 local_endpoint(self.emulator, host=self.settings.host, port=self.settings.port)
             )
+            self.call_counter = self._exit.enter_context(counting_requests(url))
             self.clients = self._make_clients(url)
+            for runner_client in vars(self.clients).values():
+                tag_runner_client(runner_client)
             if self.settings.bridge_metrics:
-                self.metrics_bridge = MetricsBridge(self._cloudwatch_client(url))
+                cloudwatch = tag_runner_client(self._cloudwatch_client(url))
+                self.metrics_bridge = MetricsBridge(cloudwatch)
             self.endpoints = self._provision(url)
             self._exit.enter_context(function_environment(self.lambda_environment()))
             self._exit.enter_context(_s3_events_with_version_ids())
@@ -177,6 +184,7 @@ class LocalStack:
                 self._start_api(self.settings.api_port)
             if self.settings.reconcile_interval_seconds is not None:
                 self._start_reconciler(self.settings.reconcile_interval_seconds)
+            self.call_counter.reset()
         except BaseException:
             self.stop()
             raise
@@ -245,7 +253,14 @@ class LocalStack:
         )
         if running:
             self.start_pollers()
+        if self.call_counter is not None:
+            self.call_counter.reset()
         return self.endpoints
+
+    def counted_calls(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Requests counted since start()/reset() (a snapshot; see call_counter.py)."""
+        assert self.call_counter is not None, "start() first"
+        return self.call_counter.snapshot()
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -609,6 +624,17 @@ def _s3_events_with_version_ids() -> Iterator[None]:
         yield
     finally:
         notifications._get_s3_event = original  # type: ignore[assignment]
+
+
+def local_client(endpoints: Endpoints, service: str) -> Any:
+    """A boto3 client of ``service`` on a running local stack's endpoint (any credentials do)."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoints.endpoint_url,
+        region_name=endpoints.region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def load_endpoints(path: Path) -> Endpoints:

@@ -114,8 +114,9 @@ def face_vs_user_cosines(described: list[Described]) -> tuple[np.ndarray, np.nda
 
     The user vector is the renormalised mean of the identity's descriptors, leaving the probe
     face out of its own identity (so a genuine score is never a face matched with itself).
-    This is how AssociateFaces and SearchUsers compare a face with a user whose faces are
-    aggregated into one vector; identities with a single photo have no genuine score.
+    This is how AssociateFaces compares a face with a user whose faces are aggregated into
+    one vector (SearchUsers scores are the mean of the pair cosines instead: see
+    ``vectors.user_search_vector``); identities with a single photo have no genuine score.
     """
     by_identity: dict[str, list[np.ndarray]] = {}
     for d in described:

@@ -358,7 +358,12 @@ def _collection_id(template: Any) -> Any:
 
 
 def test_state_machine_runs_the_reviewed_asl_with_substitutions(template: Any) -> None:
-    (machine,) = _resources(template, "AWS::StepFunctions::StateMachine").values()
+    # The activation; the backfill's distributed map is tests/infra/test_backfill.py's.
+    (machine,) = [
+        m
+        for m in _resources(template, "AWS::StepFunctions::StateMachine").values()
+        if "DefinitionSubstitutions" in m["Properties"]
+    ]
     props = machine["Properties"]
 
     assert "StateMachineName" not in props  # CloudFormation names it (test_deploy.py)

@@ -402,3 +402,42 @@ def test_failure_never_demotes_a_user_already_active(activation: Activation) -> 
     assert result["error"] == "ACTIVATION_TIMEOUT"
     assert activation.item(USER, "USER")["status"] == "ACTIVE"
     assert activation.item(USER, "PHOTO#p-old")["status"] == "FAILED"
+
+
+def test_a_status_check_costs_five_transitions_whatever_the_matches(
+    activation: Activation,
+) -> None:
+    from enroll_local.runner.call_counter import transitions_of
+
+    # Given as many users as SearchUsers returns (MaxUsers 10): every check sees 10 matches
+    for n in range(10):
+        activation.enroll(f"other-{n}")
+    face_ids = activation.enroll(USER)
+    activation.put_user(USER)
+    activation.put_photo(USER, "p-1")
+
+    # When the first check sees UPDATING and the second ACTIVE
+    execution = activation.start(USER, face_ids, ["p-1"], schedule=[1, 1, 1])
+    deadline = time.monotonic() + EXECUTION_TIMEOUT_S
+    while activation.entered(execution, "WaitBeforeNextCheck") == 0:
+        assert time.monotonic() < deadline, "the first check never saw UPDATING"
+        time.sleep(POLL_S)
+    activation.let_updates_finish()
+    result = activation.wait(execution)
+
+    # Then: check 1 = CheckUserStatus, SummariseCheck, IsUserActive, CountCheck, Wait (5);
+    # check 2 = CheckUserStatus, SummariseCheck, IsUserActive (3); then RecordUserActive,
+    # MarkPhotosActive + 1 iteration, PublishActivationSeconds, Activated (5). The Map over the
+    # matches it replaces cost 2 more per match: 56 transitions for this same activation.
+    assert result["status"] == "SUCCEEDED", result
+    events = activation.sfn.get_execution_history(executionArn=execution, maxResults=1000)
+    searched = activation.rekognition.search_users(
+        CollectionId=CONFIG.collection_id, FaceId=face_ids[0], UserMatchThreshold=0, MaxUsers=10
+    )
+    assert len(searched["UserMatches"]) == 10
+    assert transitions_of(events["events"]) == {
+        "transitions": 13,
+        "status_checks": 2,
+        "retries": 0,
+    }
+    assert activation.item(USER, "USER")["status"] == "ACTIVE"

@@ -166,7 +166,7 @@ def test_search_users_by_image_quality_filter(emulator, clock):
     assert strict["UnsearchedFaces"][0]["Reasons"] == ["LOW_SHARPNESS"]
 
 
-def test_user_vector_is_the_normalised_mean_of_its_faces(emulator, clock):
+def test_user_vector_is_the_plain_mean_of_its_faces(emulator, clock):
     import numpy as np
 
     from enroll_local.rekognition.engines.synthetic import synthetic_descriptor
@@ -174,6 +174,11 @@ def test_user_vector_is_the_normalised_mean_of_its_faces(emulator, clock):
     _enroll(emulator, clock, "alice", variants=(1, 2))
     emulator.dispatch("ListUsers", C)  # a read completes the due update
     col = next(iter(emulator._collections.values()))
-    expected = synthetic_descriptor("alice", 1) + synthetic_descriptor("alice", 2)
-    expected /= np.linalg.norm(expected)
+    first, second = synthetic_descriptor("alice", 1), synthetic_descriptor("alice", 2)
+    # Not renormalised: a search score is the mean cosine to the user's faces (vectors.py).
+    expected = (first + second) / 2
+    assert np.linalg.norm(expected) < 0.99
     np.testing.assert_allclose(col.user_vectors.get("alice"), expected, atol=1e-6)
+    # AssociateFaces still compares a new face with the renormalised mean.
+    reference = col.mean_vector(col.users["alice"].face_ids)
+    np.testing.assert_allclose(reference, expected / np.linalg.norm(expected), atol=1e-6)

@@ -1,0 +1,1 @@
+"""The cost model: list prices (prices.py) applied to counted calls (report.py)."""

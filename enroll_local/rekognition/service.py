@@ -138,10 +138,13 @@ class RekognitionEmulator:
         self.clock = clock
         self._lock = threading.RLock()  # moto's server is threaded; one call at a time
         self._prepared = threading.local()  # this thread's image, decoded outside the lock
-        #: Seconds the face engine spent detecting and describing faces (all calls, summed):
-        #: ``enroll demo`` compares it with the pipeline's wall time.
+        #: Seconds during which the face engine was detecting or describing faces for at least
+        #: one call (overlapping calls count once): ``enroll demo`` compares it with the
+        #: pipeline's wall time. A sum over calls would count their waits for each other.
         self.engine_seconds = 0.0
         self._engine_time_lock = threading.Lock()
+        self._engine_running = 0
+        self._engine_busy_since = 0.0
         self._collections: dict[tuple[str, str, str], Collection] = {}
         self._tokens = TokenCache()
         self._buckets = TokenBuckets(self.config.quota_tps)
@@ -269,10 +272,17 @@ class RekognitionEmulator:
             if isinstance(prepared[1], BaseException):
                 raise prepared[1]
             return list(prepared[1])
-        started = time.perf_counter()
-        faces = self.engine.detect(image)
         with self._engine_time_lock:
-            self.engine_seconds += time.perf_counter() - started
+            if self._engine_running == 0:
+                self._engine_busy_since = time.perf_counter()
+            self._engine_running += 1
+        try:
+            faces = self.engine.detect(image)
+        finally:
+            with self._engine_time_lock:
+                self._engine_running -= 1
+                if self._engine_running == 0:
+                    self.engine_seconds += time.perf_counter() - self._engine_busy_since
         return sorted(faces, key=lambda f: -f.area)  # engines promise this; do not rely on it
 
     def _face_ids(self, col: Collection, sha256: str, external_id: str | None, index: int):

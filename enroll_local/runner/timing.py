@@ -20,7 +20,7 @@ from typing import Any
 class RunTiming:
     photos: int
     wall_s: float  # first upload to the last photo settled
-    engine_s: float  # the face model, summed over its calls
+    engine_s: float  # time the face model was busy (overlapping calls count once)
     upload_to_indexed_p50_s: float | None
     indexed_to_active_p50_s: float | None
     upload_to_active_max_s: float | None
@@ -30,7 +30,7 @@ class RunTiming:
         share = self.engine_s / self.wall_s if self.wall_s > 0 else 0.0
         lines = [
             f"{self.photos} photos settled {self.wall_s:.1f} s after the first upload; the face "
-            f"model took {self.engine_s:.1f} s of it ({share:.0%}, summed over its calls)."
+            f"model was busy {self.engine_s:.1f} s of it ({share:.0%})."
         ]
         if self.upload_to_indexed_p50_s is not None and self.indexed_to_active_p50_s is not None:
             lines.append(

@@ -118,6 +118,9 @@ def run_load(options: LoadOptions, progress: Callable[[str], None] = print) -> L
     )
     run = LoadRun(options, workload, quotas)
     with aws_test_environment(), LocalStack(settings, config) as stack:
+        # moto's state is per process: start from an empty account even when another stack
+        # ran in this process before (a test session), as a benchmark must.
+        stack.reset()
         progress(
             f"local stack up; seeding {len(workload.backfill_photos())} existing photos "
             f"(no S3 events), {sum(len(u.photos) for u in workload.live_users())} live"

@@ -11,8 +11,8 @@ import pytest
 
 from enroll_local.bench.load import LoadOptions, run_load, summarise
 
-#: IndexFaces calls per second sustained over the quota, at least (the full run reaches ~1.0).
-RATE_FLOOR = 0.8
+#: IndexFaces calls per second sustained over the quota, at least (the full run alone: 0.93).
+RATE_FLOOR = 0.7
 
 pytestmark = pytest.mark.slow
 

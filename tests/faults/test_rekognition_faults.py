@@ -10,7 +10,6 @@ burst ends, every photo is ACTIVE.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,21 +120,30 @@ def test_quota_throttling_at_a_fifth_of_the_default_quotas(scenario: Any) -> Non
     _assert_every_photo_active(run, keys)
 
 
+def _all_associated(run: Scenario, keys: list[str]) -> bool:
+    """Whether every photo at ``keys`` is past INDEXED (its AssociateFaces call was made)."""
+    photos = read_ledger(run.stack.clients.dynamodb, run.stack.endpoints.table).photos
+    status = {p.get("key"): p.get("status") for p in photos}
+    return all(status.get(key) in ("ASSOCIATED", "ACTIVE") for key in keys)
+
+
 def test_conflicts_while_a_user_is_updating(scenario: Any) -> None:
-    # Given a user that stays UPDATING for 1.5 s after each change, and AssociateFaces (or
+    # Given a user that stays UPDATING for 6 s after each change, and AssociateFaces (or
     # DisassociateFaces, DeleteUser) answering ConflictException meanwhile
     run: Scenario = scenario(
         emulator_config=EmulatorConfig(
-            update_delay_seconds=1.5, faults=FaultConfig(conflict_while_updating=1.0)
+            update_delay_seconds=6.0, faults=FaultConfig(conflict_while_updating=1.0)
         )
     )
     with counting_errors(run.stack) as errors:
-        # When each user's photos arrive in waves, each wave meeting the previous one's UPDATING
+        # When each user's photos arrive in waves, each wave uploaded as soon as the previous
+        # one is associated, so that its AssociateFaces meets the previous one's UPDATING (a
+        # wave sent earlier would be associated with it, as its waiting siblings)
         keys: list[str] = []
         for wave in range(3):
-            for user in USERS:
-                keys += [run.upload(user, wave * 2 + i) for i in range(2)]
-            time.sleep(1.2)
+            sent = [run.upload(user, wave * 2 + i) for user in USERS for i in range(2)]
+            keys += sent
+            wait_for(lambda sent=sent: _all_associated(run, sent), f"wave {wave} associated")
         run.settle_and_verify()
 
     # Then conflicts happened, cost no delivery (nothing in a DLQ), and every photo is ACTIVE
